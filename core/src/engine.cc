@@ -163,7 +163,11 @@ Judgement Judge(const Flow& flow, const Segment& seg, const Offload& offload,
   }
   // RFC 3168 §6.1.3: the guest must see CE and echo ECE itself.
   if (seg.ecn == wire::Ecn::kCe) return {Acceptance::kUncertain, Reason::kCeMarked};
-  if (!After(flow.guest_right_edge, seq)) return {Acceptance::kUncertain, Reason::kZeroWindow};
+  // A segment that starts at or beyond the right edge the sender was shown is a window
+  // probe (RFC 9293 §3.8.6.1): the guest answers it, whatever room it really has.
+  if (!After(flow.guest_right_edge, seq) || !After(flow.shown_edge, seq)) {
+    return {Acceptance::kUncertain, Reason::kZeroWindow};
+  }
   if (After(end, flow.guest_right_edge)) return {Acceptance::kUncertain, Reason::kBeyondWindow};
   return {Acceptance::kAccepted, Reason::kEarlyAck};
 }
@@ -200,6 +204,11 @@ Verdict Engine::OnFrameToGuest(wire::Bytes frame, const Offload& offload,
     if (plausible) Transition(*flow, FlowState::kClosing);
     return Pass(Reason::kClosing);
   }
+  // RFC 3168 §6.1.3: after a CE mark the receiver sets ECE on its ACKs until a segment
+  // with CWR arrives. Early ACKs do the same (the CE-marked segment itself is left to the
+  // guest: it is never acknowledged early).
+  if (flow->ecn && seg->ecn == wire::Ecn::kCe) flow->ece_echo = true;
+  if (tcp.Has(flag::kCwr)) flow->ece_echo = false;
   Verdict verdict = OnDataToGuest(*flow, *seg, offload, guest);
   // Remember what the sender acknowledged of the guest's data, for AckAcceptable.
   if (tcp.Has(flag::kAck) && AckAcceptable(*flow, SeqNum(tcp.ack()))) {
@@ -229,10 +238,16 @@ Verdict Engine::OnDataToGuest(Flow& flow, const Segment& seg, const Offload& off
 
   if (flow.state == FlowState::kUnexpectedSeq) {
     // The brief's exit rule: the guest's cumulative ACK has caught up with everything
-    // placed so far, so no hole remains that the guest is still recovering.
-    if (flow.guest_ack != flow.rcv_high) {
+    // placed so far (no hole remains that it is still recovering), and this segment is the
+    // next in order and one the guest will accept.
+    const bool caught_up = flow.guest_ack == flow.rcv_high;
+    if (!caught_up || seq != flow.rcv_high || judged.acceptance != Acceptance::kAccepted) {
+      const Reason reason = !caught_up                 ? Reason::kUnexpectedSeq
+                            : seq == flow.rcv_high     ? judged.reason
+                            : After(seq, flow.rcv_high) ? Reason::kOutOfOrder
+                                                        : Reason::kRetransmission;
       flow.rcv_high = Latest(flow.rcv_high, end);
-      return Pass(Reason::kUnexpectedSeq);
+      return Pass(reason);
     }
     flow.rcv_nxt = flow.rcv_high;
     Transition(flow, FlowState::kActive);
@@ -256,7 +271,9 @@ Verdict Engine::OnDataToGuest(Flow& flow, const Segment& seg, const Offload& off
   if (guest.acceleration == Acceleration::kOff) return Pass(Reason::kAccelerationOff);
 
   Verdict verdict = MakeVerdict(Action::kForwardAndAck, Reason::kEarlyAck);
-  const SeqNum before = flow.vsnoop_acked ? flow.vsnoop_ack : flow.guest_ack;
+  // Bytes the sender learns of from this ACK before the guest said so itself.
+  const SeqNum before =
+      flow.vsnoop_acked ? Latest(flow.vsnoop_ack, flow.guest_ack) : flow.guest_ack;
   if (!BuildAck(flow, seg, /*seen_from_guest=*/false, end, opts.ts_value, &verdict.ack)) {
     return Pass(Reason::kWindowWouldShrink);
   }
@@ -304,6 +321,7 @@ Verdict Engine::OnAckFromGuest(Flow& flow, const Segment& seg, const GuestContex
   const SeqNum edge = ack + (static_cast<std::uint32_t>(tcp.window()) << flow.guest_window_scale);
   auto forward = [&](Reason reason) {
     flow.advertised_edge = Latest(flow.advertised_edge, edge);
+    flow.shown_edge = edge;
     return Pass(reason);
   };
   if (After(ack, flow.rcv_high)) return forward(Reason::kGuestAckBeyondData);
@@ -374,9 +392,9 @@ Verdict Engine::OnSyn(Flow* flow, const FlowKey& key, const Segment& seg, bool f
     }
     table_.Touch(flow, now);
     Transition(*flow, FlowState::kHandshake);
+    table_.Reinitialize(flow);  // a new connection: nothing of an earlier one carries over
     flow->guest_initiated = from_guest;
     flow->syn = ReadSyn(seg, opts);
-    flow->vsnoop_acked = false;
     if (from_guest) NoteGuestSegment(*flow, seg, opts);
     return Pass(Reason::kHandshake);
   }
@@ -440,6 +458,7 @@ Verdict Engine::Establish(Flow& flow, const Segment& syn_ack, bool syn_ack_from_
   flow.guest_ack = remote_data_start;
   flow.guest_right_edge = remote_data_start + by_guest.window;
   flow.advertised_edge = flow.guest_right_edge;
+  flow.shown_edge = flow.guest_right_edge;
   flow.guest_snd_nxt = Latest(flow.guest_snd_nxt, by_guest.isn + 1);
   flow.guest_ts_value = by_guest.ts_value;
   flow.ts_recent = by_remote.ts_value;
@@ -525,7 +544,7 @@ bool Engine::BuildAck(Flow& flow, const Segment& seen, bool seen_from_guest, Seq
   wire::StoreBe32(t + 4, flow.guest_snd_nxt.value());
   wire::StoreBe32(t + 8, ack.value());
   t[12] = static_cast<std::uint8_t>((tcp_size / 4) << 4);
-  t[13] = wire::tcp_flag::kAck;
+  t[13] = flow.ece_echo ? wire::tcp_flag::kAck | wire::tcp_flag::kEce : wire::tcp_flag::kAck;
   wire::StoreBe16(t + 14, static_cast<std::uint16_t>(field));
   wire::StoreBe16(t + 16, 0);
   wire::StoreBe16(t + 18, 0);
@@ -547,6 +566,7 @@ bool Engine::BuildAck(Flow& flow, const Segment& seen, bool seen_from_guest, Seq
   out->size = static_cast<std::uint8_t>(offset + tcp_size);
 
   flow.advertised_edge = Latest(flow.advertised_edge, edge);
+  flow.shown_edge = edge;
   flow.vsnoop_ack = flow.vsnoop_acked ? Latest(flow.vsnoop_ack, ack) : ack;
   flow.vsnoop_acked = true;
   return true;

@@ -127,6 +127,19 @@ void FlowTable::Erase(Flow* flow) {
   --size_;
 }
 
+void FlowTable::Reinitialize(Flow* flow) {
+  Flow fresh;
+  fresh.key = flow->key;
+  fresh.guest = flow->guest;
+  fresh.state = flow->state;
+  fresh.created = flow->created;
+  fresh.last_seen = flow->last_seen;
+  fresh.lru_prev_ = flow->lru_prev_;
+  fresh.lru_next_ = flow->lru_next_;
+  fresh.lru_list_ = flow->lru_list_;
+  *flow = fresh;
+}
+
 std::size_t FlowTable::ExpireIdle(Timestamp now, Duration accelerated_timeout,
                                   Duration transient_timeout) {
   std::size_t n = 0;

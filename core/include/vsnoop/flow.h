@@ -70,6 +70,7 @@ struct Flow {
   bool timestamps = false;
   bool sack = false;
   bool ecn = false;
+  bool ece_echo = false;  // CE seen, CWR not yet: ACKs carry ECE (RFC 3168 §6.1.3)
   std::uint16_t guest_mss = 0;
   SynOptions syn;  // the first SYN, until the SYN-ACK
 
@@ -93,6 +94,7 @@ struct Flow {
   bool vsnoop_acked = false;
   SeqNum vsnoop_ack;         // highest ACK number vSnoop sent
   SeqNum advertised_edge;    // furthest right edge the sender has been shown
+  SeqNum shown_edge;         // the right edge of the latest ACK the sender got
 
   Timestamp created{0};
   Timestamp last_seen{0};

@@ -32,6 +32,9 @@ class FlowTable {
   // Moves the flow to the accelerated or the transient list, after a state change.
   void SetAccelerated(Flow* flow, bool accelerated);
   void Erase(Flow* flow);
+  // Clears a flow's protocol state and counters for a new connection on the same tuple,
+  // keeping its key, guest, state and place in the table.
+  void Reinitialize(Flow* flow);
   // Erases flows idle for longer than their list's timeout; returns how many.
   std::size_t ExpireIdle(Timestamp now, Duration accelerated_timeout, Duration transient_timeout);
 
