@@ -264,6 +264,7 @@ Verdict Engine::OnDataToGuest(Flow& flow, const Segment& seg, const Offload& off
   }
 
   // In order, in the buffer, and the guest will accept it.
+  flow.max_payload = std::max(flow.max_payload, seg.payload_size);
   flow.rcv_nxt = end;
   flow.rcv_high = end;
   if (flow.timestamps) flow.ts_recent = opts.ts_value;
@@ -274,7 +275,10 @@ Verdict Engine::OnDataToGuest(Flow& flow, const Segment& seg, const Offload& off
   // Bytes the sender learns of from this ACK before the guest said so itself.
   const SeqNum before =
       flow.vsnoop_acked ? Latest(flow.vsnoop_ack, flow.guest_ack) : flow.guest_ack;
-  if (!BuildAck(flow, seg, /*seen_from_guest=*/false, end, opts.ts_value, &verdict.ack)) {
+  // The room the buffer has left once this frame is in it.
+  const BufferRoom left{.bytes = guest.room.bytes - seg.frame.size(),
+                        .frames = guest.room.frames - 1};
+  if (!BuildAck(flow, seg, /*seen_from_guest=*/false, end, opts.ts_value, left, &verdict.ack)) {
     return Pass(Reason::kWindowWouldShrink);
   }
   ++counters_.by_reason[static_cast<std::size_t>(Reason::kEarlyAck)];
@@ -339,34 +343,57 @@ Verdict Engine::OnAckFromGuest(Flow& flow, const Segment& seg, const GuestContex
   if (!flow.vsnoop_acked) return forward(Reason::kNothingAcked);
   if (guest.acceleration == Acceleration::kOff) return forward(Reason::kAccelerationOff);
   if (After(ack, flow.vsnoop_ack)) return forward(Reason::kGuestAckAdvances);
-  if (!After(edge, flow.advertised_edge)) {
-    ++counters_.by_reason[static_cast<std::size_t>(Reason::kSuppressed)];
-    ++counters_.guest_acks_suppressed;
-    ++flow.stats.guest_acks_suppressed;
-    return MakeVerdict(Action::kSuppress, Reason::kSuppressed);
+  if (!After(edge, flow.advertised_edge)) return Suppress(flow);
+  if (ack == flow.vsnoop_ack && WindowTarget(flow, ack, guest.room) == edge) {
+    return forward(Reason::kGuestWindowExtends);  // the guest's own ACK says it all
   }
-  if (ack == flow.vsnoop_ack) return forward(Reason::kGuestWindowExtends);
 
-  // The guest opened its window, but its ACK number is behind the one vSnoop already sent,
-  // so the sender would discard it as an old ACK (RFC 9293 §3.10.7.4: SND.UNA > SEG.ACK)
-  // and miss the window update. Say the same thing at vSnoop's ACK number instead.
+  // The guest opened its window. If its ACK number is behind the one vSnoop already sent,
+  // the sender would discard it as an old ACK (RFC 9293 §3.10.7.4: SND.UNA > SEG.ACK) and
+  // miss the window update; and with a buffer-aware window, the guest's own edge may invite
+  // more than the buffer can hold while the guest is off its core. Either way vSnoop says
+  // it at its own ACK number, with the window it may show.
   Verdict verdict = MakeVerdict(Action::kSuppressAndAck, Reason::kWindowUpdate);
   const SeqNum shown = flow.advertised_edge;
   if (!BuildAck(flow, seg, /*seen_from_guest=*/true, flow.vsnoop_ack, flow.ts_recent,
-                &verdict.ack)) {
+                guest.room, &verdict.ack)) {
     return forward(Reason::kGuestWindowExtends);
   }
-  if (flow.advertised_edge == shown) {
-    // Rounding to the window scale left nothing new to say.
-    ++counters_.by_reason[static_cast<std::size_t>(Reason::kSuppressed)];
-    ++counters_.guest_acks_suppressed;
-    ++flow.stats.guest_acks_suppressed;
-    return MakeVerdict(Action::kSuppress, Reason::kSuppressed);
-  }
+  // Rounding to the window scale, or the buffer's room, left nothing new to say.
+  if (flow.advertised_edge == shown) return Suppress(flow);
   ++counters_.by_reason[static_cast<std::size_t>(Reason::kWindowUpdate)];
   ++counters_.window_updates;
   ++flow.stats.window_updates;
   return verdict;
+}
+
+Verdict Engine::Suppress(Flow& flow) {
+  ++counters_.by_reason[static_cast<std::size_t>(Reason::kSuppressed)];
+  ++counters_.guest_acks_suppressed;
+  ++flow.stats.guest_acks_suppressed;
+  return MakeVerdict(Action::kSuppress, Reason::kSuppressed);
+}
+
+SeqNum Engine::WindowTarget(const Flow& flow, SeqNum ack, const BufferRoom& room) const {
+  SeqNum target = flow.guest_right_edge;
+  if (config_.buffer_aware_window) {
+    const SeqNum by_buffer = ack + PayloadRoom(flow, room);
+    if (Before(by_buffer, target)) {
+      target = Latest(by_buffer, Earliest(flow.advertised_edge, flow.guest_right_edge));
+    }
+  }
+  return target;
+}
+
+std::uint32_t Engine::PayloadRoom(const Flow& flow, const BufferRoom& room) const {
+  // Each frame costs its headers too: count 80 bytes (Ethernet, VLAN, IP, TCP with
+  // timestamps) for each MSS-sized segment, and no more payload per frame than the largest
+  // segment this flow has brought (a GSO super-frame carries many MSS).
+  const std::uint64_t mss = flow.guest_mss != 0 ? flow.guest_mss : 1460;
+  const std::uint64_t per_frame = std::max<std::uint64_t>(mss, flow.max_payload);
+  const std::uint64_t by_bytes = room.bytes * mss / (mss + 80);
+  const std::uint64_t by_frames = room.frames * per_frame;
+  return static_cast<std::uint32_t>(std::min<std::uint64_t>({by_bytes, by_frames, 1u << 30}));
 }
 
 Verdict Engine::OnSyn(Flow* flow, const FlowKey& key, const Segment& seg, bool from_guest,
@@ -481,14 +508,19 @@ Verdict Engine::StartMidStream(const FlowKey& key, const Segment& seg, const Gue
 }
 
 bool Engine::BuildAck(Flow& flow, const Segment& seen, bool seen_from_guest, SeqNum ack,
-                      std::uint32_t ts_echo, AckFrame* out) {
+                      std::uint32_t ts_echo, const BufferRoom& room, AckFrame* out) {
   // Window (the brief, section 4): never beyond the guest's right edge, so the field is
   // rounded down to the scale. Rounding may show an edge up to 2^scale - 1 bytes left of
-  // the one the guest itself advertised (RFC 7323 §2.4 accepts this); any larger retreat
-  // would shrink the window (RFC 9293 §3.8.6.2.1), and vSnoop then stays silent.
+  // one shown before (RFC 7323 §2.4 and Appendix F accept this); any larger retreat would
+  // shrink the window (RFC 9293 §3.8.6.2.1), and vSnoop then stays silent.
+  //
+  // With a buffer-aware window [ours], the edge also grows no further than the buffer can
+  // take beyond this ACK, so a sender never overruns the buffer while the guest is off its
+  // core (a frame that does not fit is dropped, and a tail drop the guest never sees costs
+  // the sender a retransmission timeout). It never moves left of an edge already shown.
+  const SeqNum target = WindowTarget(flow, ack, room);
   const std::uint8_t scale = flow.guest_window_scale;
-  const std::uint32_t field =
-      std::min<std::uint32_t>(BytesBetween(ack, flow.guest_right_edge) >> scale, 0xFFFF);
+  const std::uint32_t field = std::min<std::uint32_t>(BytesBetween(ack, target) >> scale, 0xFFFF);
   const SeqNum edge = ack + (field << scale);
   if (Before(edge, flow.advertised_edge) &&
       BytesBetween(edge, flow.advertised_edge) >= (std::uint32_t{1} << scale)) {

@@ -104,8 +104,13 @@ void Datapath::Step(Timestamp now) {
     g.counters.frames_from_guest += read;
     const std::uint64_t delivered_before = g.counters.frames_delivered;
     Deliver(g);
-    if (g.schedule && (read > 0 || g.counters.frames_delivered != delivered_before)) {
-      g.schedule->NoteActivity(now);
+    if (g.schedule) {
+      if (read > 0 || g.counters.frames_delivered != delivered_before) {
+        g.schedule->NoteActivity(now);
+      }
+      // The guest has done what it could: if nothing is left for it now, its turn may end
+      // here (with idle_yield 0, at once, like a vCPU that halts when it runs out of work).
+      g.schedule->Advance(now, !g.buffer.empty() || g.port->ReceivePending());
     }
   }
   FlushUplinkBacklog();
@@ -151,7 +156,7 @@ void Datapath::OnFrame(std::uint32_t in, const PacketView& packet) {
   }
   if (in != kUplink) {
     Guest& g = GuestAt(in);
-    const GuestContext ctx{.id = in, .acceleration = AccelerationFor(g)};
+    const GuestContext ctx{.id = in, .room = g.buffer.room(), .acceleration = AccelerationFor(g)};
     const Verdict v = engine_.OnFrameFromGuest(packet.frame, ToOffload(packet.vnet), ctx, now_);
     if (v.action == Action::kSuppress || v.action == Action::kSuppressAndAck) {
       ++g.counters.guest_acks_suppressed;
@@ -231,6 +236,13 @@ void Datapath::PlaceForGuest(Guest& g, std::uint32_t out, const PacketView& pack
     ++g.counters.early_acks;
     Observe(DecisionObserver::Kind::kEarlyAck, g, v.ack.view());
     SendGenerated(out, v.ack.view());
+  }
+  // A guest on its core takes frames as they come: cut-through, so a burst from the uplink
+  // does not pile up in the buffer first.
+  if (Running(g)) {
+    const std::uint64_t before = g.counters.frames_delivered;
+    Deliver(g);
+    if (g.schedule && g.counters.frames_delivered != before) g.schedule->NoteActivity(now_);
   }
 }
 

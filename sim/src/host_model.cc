@@ -103,7 +103,9 @@ InputFate HostModel::Process(wire::Bytes frame, Timestamp now, std::vector<Outpu
   }
   if (from) {
     RunGuest(*from);
-    const GuestContext ctx{.id = static_cast<GuestId>(*from), .acceleration = acceleration_};
+    const GuestContext ctx{.id = static_cast<GuestId>(*from),
+                           .room = {.bytes = limits_.bytes, .frames = limits_.frames},
+                           .acceleration = acceleration_};
     const Verdict v = engine_.OnFrameFromGuest(frame, Offload{}, ctx, now);
     if (v.forwards()) emit(Output::Kind::kFromGuest, frame);
     if (v.has_ack()) emit(Output::Kind::kWindowUpdate, v.ack.view());

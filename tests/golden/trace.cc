@@ -560,6 +560,9 @@ Trace ParseTrace(std::string_view text, const std::string& path) {
             trace.config.buffer_frames = ParseNumber<std::uint32_t>(kv.value, line_no, "frames");
           } else if (kv.key == "max_flows") {
             trace.config.engine.max_flows = ParseNumber<std::uint32_t>(kv.value, line_no, "count");
+          } else if (kv.key == "buffer_aware_window") {
+            trace.config.engine.buffer_aware_window =
+                ParseNumber<std::uint32_t>(kv.value, line_no, "0 or 1") != 0;
           } else if (kv.key == "accelerated_idle") {
             trace.config.engine.accelerated_idle_timeout = ParseDuration(kv.value, line_no);
           } else if (kv.key == "transient_idle") {

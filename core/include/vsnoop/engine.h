@@ -30,6 +30,9 @@ struct EngineConfig {
   Duration transient_idle_timeout = std::chrono::seconds(30);
   // Seed of the flow-table hash; the daemon draws it at random.
   std::uint64_t hash_seed = 0x5EED5EED5EED5EEDULL;
+  // Grow the window shown to the sender no further than the guest's buffer can take
+  // (see docs/design.md). Off: the guest's own right edge, as the paper does.
+  bool buffer_aware_window = true;
 };
 
 // How the caller vouches for a frame's TCP checksum (virtio-net header semantics).
@@ -58,7 +61,7 @@ enum class Acceleration : std::uint8_t {
 
 struct GuestContext {
   GuestId id = 0;
-  BufferRoom room;  // only read for frames going to the guest
+  BufferRoom room;  // free room in the guest's receive buffer now
   Acceleration acceleration = Acceleration::kOn;
 };
 
@@ -126,7 +129,13 @@ class Engine {
   // frame that prompted it (to the guest, or from it). Returns false, writing nothing, when
   // the window rules forbid an ACK now.
   bool BuildAck(Flow& flow, const Segment& seen, bool seen_from_guest, SeqNum ack,
-                std::uint32_t ts_echo, AckFrame* out);
+                std::uint32_t ts_echo, const BufferRoom& room, AckFrame* out);
+  Verdict Suppress(Flow& flow);
+  // The right edge an ACK of `ack` may show: the guest's, or less with a buffer-aware
+  // window, never left of one already shown.
+  SeqNum WindowTarget(const Flow& flow, SeqNum ack, const BufferRoom& room) const;
+  // How many payload bytes the buffer's room holds, for this flow's segment sizes.
+  std::uint32_t PayloadRoom(const Flow& flow, const BufferRoom& room) const;
 
   EngineConfig config_;
   FlowTable table_;

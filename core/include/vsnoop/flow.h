@@ -77,6 +77,7 @@ struct Flow {
   // Data from the sender to the guest.
   SeqNum rcv_nxt;    // end of the in-order bytes placed in the buffer that the guest accepts
   SeqNum rcv_high;   // end of the furthest byte placed in the buffer (rcv_high >= rcv_nxt)
+  std::uint32_t max_payload = 0;  // largest in-order segment seen (a GSO frame: many MSS)
   std::uint32_t ts_recent = 0;  // TSval of the last in-order segment (echoed; PAWS)
   SeqNum remote_ack;                   // highest acceptable ACK from the sender
   std::uint32_t remote_max_window = 0;  // largest window the sender advertised, in bytes
