@@ -134,7 +134,7 @@ std::vector<std::uint8_t> FrameBuilder::Build() const {
   t[13] = flags_;
   wire::StoreBe16(t + 14, window_);
   wire::StoreBe16(t + 18, urgent_);
-  std::memcpy(t + 20, options.data(), options.size());
+  if (!options.empty()) std::memcpy(t + 20, options.data(), options.size());
   if (!payload_.empty()) std::memcpy(t + 20 + options.size(), payload_.data(), payload_.size());
   auto sum = v4 ? wire::TcpPseudoHeaderV4(ip + 12, ip + 16, static_cast<std::uint32_t>(tcp_size))
                 : wire::TcpPseudoHeaderV6(ip + 8, ip + 24, static_cast<std::uint32_t>(tcp_size));
