@@ -119,13 +119,18 @@ Reason PassReasonFor(const Flow& flow) {
 }
 
 void NoteGuestSegment(Flow& flow, const Segment& seg, const TcpOptions& opts) {
-  flow.guest_snd_nxt = Latest(flow.guest_snd_nxt, SeqNum(seg.tcp.seq()) + seg.SequenceSpace());
+  const SeqNum next = SeqNum(seg.tcp.seq()) + seg.SequenceSpace();
+  // A SYN starts the guest's sequence space; after it, the furthest point wins (a
+  // retransmission carries an older sequence number).
+  flow.guest_snd_nxt =
+      seg.tcp.Has(wire::tcp_flag::kSyn) ? next : Latest(flow.guest_snd_nxt, next);
   flow.guest_ttl = seg.ttl;
   flow.guest_tos = seg.tos;
   flow.guest_flow_label = seg.flow_label;
   // Early ACKs carry the guest's newest TSval, so the sender's PAWS check (RFC 7323 §5.3)
   // sees the guest's clock move forward only.
-  if (opts.has_timestamps && !TimestampBefore(opts.ts_value, flow.guest_ts_value)) {
+  if (opts.has_timestamps && (seg.tcp.Has(wire::tcp_flag::kSyn) ||
+                              !TimestampBefore(opts.ts_value, flow.guest_ts_value))) {
     flow.guest_ts_value = opts.ts_value;
   }
 }
@@ -486,7 +491,7 @@ Verdict Engine::Establish(Flow& flow, const Segment& syn_ack, bool syn_ack_from_
   flow.guest_right_edge = remote_data_start + by_guest.window;
   flow.advertised_edge = flow.guest_right_edge;
   flow.shown_edge = flow.guest_right_edge;
-  flow.guest_snd_nxt = Latest(flow.guest_snd_nxt, by_guest.isn + 1);
+  flow.guest_snd_nxt = by_guest.isn + 1 + by_guest.payload;
   flow.guest_ts_value = by_guest.ts_value;
   flow.ts_recent = by_remote.ts_value;
   flow.remote_ack = syn_ack_from_guest ? second.isn : ack;
