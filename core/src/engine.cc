@@ -1,6 +1,7 @@
 #include "vsnoop/engine.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "vsnoop/bug.h"
 #include "vsnoop/wire/checksum.h"
@@ -71,6 +72,18 @@ struct Judgement {
 
 }  // namespace
 
+// What of a frame to a guest reaches the guest's TCP stack.
+struct detail::Arrival {
+  bool fits = false;          // it goes into the buffer
+  bool checksums_ok = false;  // the stack looks past its checksums
+  TcpOptions opts;
+  bool reaches_stack() const { return fits && checksums_ok; }
+};
+
+namespace {
+
+}  // namespace
+
 Engine::Engine(const EngineConfig& config)
     : config_(config), table_(std::max<std::size_t>(1, config.max_flows), config.hash_seed) {}
 
@@ -136,17 +149,32 @@ void NoteGuestSegment(Flow& flow, const Segment& seg, const TcpOptions& opts) {
 }
 
 // RFC 9293 §3.10.7.4 (fifth check) and RFC 5961 §5.2: the guest discards a segment whose
-// ACK field acknowledges data it never sent, or lies more than a maximum window behind.
+// ACK field acknowledges data it never sent, or lies more than a maximum window behind its
+// SND.UNA. vSnoop's bound is at least as strict as the guest's: remote_ack is the newest
+// ACK among segments that reached the guest's stack (its SND.UNA is no newer), and
+// remote_max_window is the window of the sender's SYN (its MAX.SND.WND is no smaller).
 bool AckAcceptable(const Flow& flow, SeqNum ack) {
   return !After(ack, flow.guest_snd_nxt) && !Before(ack, flow.remote_ack - flow.remote_max_window);
 }
 
-Judgement Judge(const Flow& flow, const Segment& seg, const Offload& offload,
-                const TcpOptions& opts, SeqNum seq, SeqNum end) {
+// Learns from a segment that reached the guest's stack (fits, checksums valid).
+void NoteSenderSegment(Flow& flow, const Segment& seg, const TcpOptions& opts) {
   const wire::TcpView& tcp = seg.tcp;
-  if (!seg.IpChecksumValid()) return {Acceptance::kRejected, Reason::kBadIpChecksum};
-  if (offload.checksum == ChecksumStatus::kUnverified && !seg.TcpChecksumValid()) {
-    return {Acceptance::kRejected, Reason::kBadTcpChecksum};
+  if (tcp.Has(flag::kAck) && AckAcceptable(flow, SeqNum(tcp.ack()))) {
+    flow.remote_ack = Latest(flow.remote_ack, SeqNum(tcp.ack()));
+  }
+  if (opts.has_timestamps && TimestampBefore(flow.ts_newest, opts.ts_value)) {
+    flow.ts_newest = opts.ts_value;
+  }
+}
+
+Judgement Judge(const Flow& flow, const Segment& seg, const detail::Arrival& arrival, SeqNum seq,
+                SeqNum end) {
+  const wire::TcpView& tcp = seg.tcp;
+  const TcpOptions& opts = arrival.opts;
+  if (!arrival.checksums_ok) {
+    return {Acceptance::kRejected,
+            seg.IpChecksumValid() ? Reason::kBadTcpChecksum : Reason::kBadIpChecksum};
   }
   if (!tcp.Has(flag::kAck)) return {Acceptance::kRejected, Reason::kNoAckFlag};
   if (!AckAcceptable(flow, SeqNum(tcp.ack()))) {
@@ -162,7 +190,10 @@ Judgement Judge(const Flow& flow, const Segment& seg, const Offload& offload,
     // RFC 7323 §3.2 lets a receiver drop a segment without TSopt; §5.3 (PAWS) drops one
     // whose TSval is older than TS.Recent.
     if (!opts.has_timestamps) return {Acceptance::kUncertain, Reason::kMissingTimestamp};
-    if (TimestampBefore(opts.ts_value, flow.ts_recent)) {
+    // The guest's TS.Recent comes from segments vSnoop may not count as in order (a
+    // retransmission, a pure ACK: RFC 7323 §4.3), so compare with the newest TSval of any
+    // segment that reached the guest's stack: at least as new as the guest's.
+    if (TimestampBefore(opts.ts_value, flow.ts_newest)) {
       return {Acceptance::kUncertain, Reason::kPawsReject};
     }
   }
@@ -196,49 +227,65 @@ Verdict Engine::OnFrameToGuest(wire::Bytes frame, const Offload& offload,
   flow->stats.payload_bytes_to_guest += seg->payload_size;
   if (!IsAccelerated(flow->state)) return Pass(PassReasonFor(*flow));
 
+  // What of this frame reaches the guest's TCP stack: only a frame that fits the buffer,
+  // and only with valid checksums does the stack look at it at all.
+  detail::Arrival arrival;
+  arrival.fits = seg->frame.size() <= guest.room.bytes && guest.room.frames > 0;
+  arrival.checksums_ok = seg->IpChecksumValid() && (offload.checksum != ChecksumStatus::kUnverified ||
+                                                    seg->TcpChecksumValid());
+  arrival.opts = TcpOptions::Read(tcp.options());
+
   const SeqNum seq(tcp.seq());
   // RFC 5961 §3.2: an RST or FIN outside the guest's window is ignored by the guest, so a
   // blind one must not end vSnoop's help either.
-  const bool plausible = !Before(seq + seg->payload_size, flow->rcv_nxt) &&
+  const bool plausible = arrival.reaches_stack() &&
+                         !Before(seq + seg->payload_size, flow->rcv_nxt) &&
                          !After(seq, flow->guest_right_edge);
   if (tcp.Has(flag::kRst)) {
     if (plausible) Transition(*flow, FlowState::kClosed);
     return Pass(Reason::kReset);
   }
   if (tcp.Has(flag::kFin)) {
-    if (plausible) Transition(*flow, FlowState::kClosing);
+    // The sender has no more data: nothing is left to acknowledge early. (The guest's own
+    // FIN only closes the guest's sending half, RFC 9293 §3.6, and changes nothing here.)
+    if (plausible) {
+      flow->rcv_high = Latest(flow->rcv_high, seq + seg->SequenceSpace());  // the guest will ACK it
+      Transition(*flow, FlowState::kClosing);
+    }
     return Pass(Reason::kClosing);
   }
-  // RFC 3168 §6.1.3: after a CE mark the receiver sets ECE on its ACKs until a segment
-  // with CWR arrives. Early ACKs do the same (the CE-marked segment itself is left to the
-  // guest: it is never acknowledged early).
-  if (flow->ecn && seg->ecn == wire::Ecn::kCe) flow->ece_echo = true;
-  if (tcp.Has(flag::kCwr)) flow->ece_echo = false;
-  Verdict verdict = OnDataToGuest(*flow, *seg, offload, guest);
-  // Remember what the sender acknowledged of the guest's data, for AckAcceptable.
-  if (tcp.Has(flag::kAck) && AckAcceptable(*flow, SeqNum(tcp.ack()))) {
-    flow->remote_ack = Latest(flow->remote_ack, SeqNum(tcp.ack()));
-    flow->remote_max_window = std::max(
-        flow->remote_max_window, static_cast<std::uint32_t>(tcp.window())
-                                     << flow->remote_window_scale);
+  // RFC 3168 §6.1.3: after a CE mark the receiver sets ECE on its ACKs until a segment with
+  // CWR arrives, and the ACK of that segment no longer carries it. Early ACKs do the same
+  // (the CE-marked segment itself is left to the guest: it is never acknowledged early).
+  if (arrival.reaches_stack() && flow->ecn) {
+    if (seg->ecn == wire::Ecn::kCe) flow->ece_echo = true;
+    if (tcp.Has(flag::kCwr)) flow->ece_echo = false;
   }
+  Verdict verdict = OnDataToGuest(*flow, *seg, offload, arrival, guest);
+  if (arrival.reaches_stack()) NoteSenderSegment(*flow, *seg, arrival.opts);
   return verdict;
 }
 
-Verdict Engine::OnDataToGuest(Flow& flow, const Segment& seg, const Offload& offload,
-                              const GuestContext& guest) {
-  if (seg.payload_size == 0) return Pass(Reason::kNoPayload);
+Verdict Engine::OnDataToGuest(Flow& flow, const Segment& seg, const Offload& /*offload*/,
+                              const detail::Arrival& arrival, const GuestContext& guest) {
   const SeqNum seq(seg.tcp.seq());
+  if (seg.payload_size == 0) {
+    // A segment without data below rcv_nxt is a window probe or a keepalive (the sender
+    // repeats its last acknowledged byte's sequence number, RFC 9293 §3.8.6.1 and
+    // §3.8.4): the guest will answer, and its answer must reach the sender.
+    if (arrival.reaches_stack() && Before(seq, flow.rcv_nxt)) flow.answer_due = true;
+    return Pass(Reason::kNoPayload);
+  }
   const SeqNum end = seq + seg.payload_size;
-  if (seg.frame.size() > guest.room.bytes || guest.room.frames == 0) {
+  if (!arrival.fits) {
     // The datapath will drop this frame: nothing about it may be acknowledged.
     ++flow.stats.no_room;
     if (flow.state == FlowState::kActive) Transition(flow, FlowState::kNoBuffer);
     return Pass(Reason::kNoRoom);
   }
   // From here on the frame is placed in the guest's buffer.
-  const TcpOptions opts = TcpOptions::Read(seg.tcp.options());
-  const Judgement judged = Judge(flow, seg, offload, opts, seq, end);
+  const TcpOptions& opts = arrival.opts;
+  const Judgement judged = Judge(flow, seg, arrival, seq, end);
   if (judged.acceptance == Acceptance::kRejected) return Pass(judged.reason);
 
   if (flow.state == FlowState::kUnexpectedSeq) {
@@ -311,14 +358,13 @@ Verdict Engine::OnFrameFromGuest(wire::Bytes frame, const Offload& /*offload*/,
   ++flow->stats.segments_from_guest;
   const TcpOptions opts = TcpOptions::Read(tcp.options());
   NoteGuestSegment(*flow, *seg, opts);
-  if (!IsAccelerated(flow->state)) return Pass(PassReasonFor(*flow));
+  // After the sender's FIN (CLOSING) the guest's redundant ACKs can still be suppressed.
+  if (!IsAccelerated(flow->state) && flow->state != FlowState::kClosing) {
+    return Pass(PassReasonFor(*flow));
+  }
   if (tcp.Has(flag::kRst)) {
     Transition(*flow, FlowState::kClosed);
     return Pass(Reason::kReset);
-  }
-  if (tcp.Has(flag::kFin)) {
-    Transition(*flow, FlowState::kClosing);
-    return Pass(Reason::kClosing);
   }
   return OnAckFromGuest(*flow, *seg, guest);
 }
@@ -339,7 +385,9 @@ Verdict Engine::OnAckFromGuest(Flow& flow, const Segment& seg, const GuestContex
 
   // The brief, section 5: suppress only a pure ACK that tells the sender nothing new.
   const TcpOptions opts = TcpOptions::Read(tcp.options());
-  if (seg.payload_size > 0 || tcp.Has(flag::kUrg)) return forward(Reason::kGuestData);
+  if (seg.payload_size > 0 || tcp.Has(flag::kUrg) || tcp.Has(flag::kFin)) {
+    return forward(Reason::kGuestData);
+  }
   if (opts.sack_block_count > 0) return forward(Reason::kGuestSack);
   if (!opts.only_timestamps()) return forward(Reason::kGuestOptions);
   if (tcp.Has(flag::kEce) || tcp.Has(flag::kCwr)) return forward(Reason::kGuestEcn);
@@ -348,9 +396,26 @@ Verdict Engine::OnAckFromGuest(Flow& flow, const Segment& seg, const GuestContex
   if (!flow.vsnoop_acked) return forward(Reason::kNothingAcked);
   if (guest.acceleration == Acceleration::kOff) return forward(Reason::kAccelerationOff);
   if (After(ack, flow.vsnoop_ack)) return forward(Reason::kGuestAckAdvances);
-  if (!After(edge, flow.advertised_edge)) return Suppress(flow);
+  // The guest's answer to a window probe or keepalive must reach the sender even when it
+  // repeats what the sender was told: the sender may have missed that (a lost update).
+  const bool answer_due = std::exchange(flow.answer_due, false);
+  if (!After(edge, flow.advertised_edge) && !answer_due) return Suppress(flow);
+  if (flow.state == FlowState::kClosing) return forward(Reason::kClosing);
   if (ack == flow.vsnoop_ack && WindowTarget(flow, ack, guest.room) == edge) {
     return forward(Reason::kGuestWindowExtends);  // the guest's own ACK says it all
+  }
+  if (answer_due && !After(edge, flow.advertised_edge)) {
+    // Answer the probe at vSnoop's ACK number (the guest's own is older, and the sender
+    // would discard it), with the window already shown.
+    Verdict verdict = MakeVerdict(Action::kSuppressAndAck, Reason::kWindowUpdate);
+    if (!BuildAck(flow, seg, /*seen_from_guest=*/true, flow.vsnoop_ack, flow.ts_recent,
+                  guest.room, &verdict.ack)) {
+      return forward(Reason::kGuestWindowExtends);
+    }
+    ++counters_.by_reason[static_cast<std::size_t>(Reason::kWindowUpdate)];
+    ++counters_.window_updates;
+    ++flow.stats.window_updates;
+    return verdict;
   }
 
   // The guest opened its window. If its ACK number is behind the one vSnoop already sent,
@@ -494,6 +559,7 @@ Verdict Engine::Establish(Flow& flow, const Segment& syn_ack, bool syn_ack_from_
   flow.guest_snd_nxt = by_guest.isn + 1 + by_guest.payload;
   flow.guest_ts_value = by_guest.ts_value;
   flow.ts_recent = by_remote.ts_value;
+  flow.ts_newest = by_remote.ts_value;
   flow.remote_ack = syn_ack_from_guest ? second.isn : ack;
   flow.remote_max_window = by_remote.window;
   flow.vsnoop_acked = false;

@@ -82,6 +82,21 @@ InputFate HostModel::Process(wire::Bytes frame, Timestamp now, std::vector<Outpu
     to = GuestIndex(addresses->second);
     from = GuestIndex(addresses->first);
   }
+  // A frame between two guests is both: it comes from one (who ran, and whose frame the
+  // engine sees as a guest's) and goes to the other.
+  if (from) {
+    RunGuest(*from);
+    const GuestContext ctx{.id = static_cast<GuestId>(*from),
+                           .room = {.bytes = limits_.bytes, .frames = limits_.frames},
+                           .acceleration = acceleration_};
+    const Verdict v = engine_.OnFrameFromGuest(frame, Offload{}, ctx, now);
+    if (v.has_ack()) emit(Output::Kind::kWindowUpdate, v.ack.view());
+    if (!v.forwards()) return InputFate::kSuppressed;
+    if (!to) {
+      emit(Output::Kind::kFromGuest, frame);
+      return InputFate::kForwarded;
+    }
+  }
   if (to) {
     Guest& g = guests_[*to];
     const GuestContext ctx{
@@ -100,16 +115,6 @@ InputFate HostModel::Process(wire::Bytes frame, Timestamp now, std::vector<Outpu
     emit(Output::Kind::kToGuest, frame);
     if (v.has_ack()) emit(Output::Kind::kEarlyAck, v.ack.view());
     return InputFate::kPlaced;
-  }
-  if (from) {
-    RunGuest(*from);
-    const GuestContext ctx{.id = static_cast<GuestId>(*from),
-                           .room = {.bytes = limits_.bytes, .frames = limits_.frames},
-                           .acceleration = acceleration_};
-    const Verdict v = engine_.OnFrameFromGuest(frame, Offload{}, ctx, now);
-    if (v.forwards()) emit(Output::Kind::kFromGuest, frame);
-    if (v.has_ack()) emit(Output::Kind::kWindowUpdate, v.ack.view());
-    return v.forwards() ? InputFate::kForwarded : InputFate::kSuppressed;
   }
   emit(Output::Kind::kPassThrough, frame);
   return InputFate::kPassedThrough;

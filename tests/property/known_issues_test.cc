@@ -45,7 +45,7 @@ class KnownEngineIssue : public ::testing::Test {
 // older zero-window ACK) on its way to the sender. The sender probes the way Linux does
 // (no data, SND.UNA - 1); the guest answers with its open window; vSnoop finds nothing
 // new in that answer and suppresses it, so the sender never learns the window.
-TEST_F(KnownEngineIssue, DISABLED_AnswerToAZeroWindowProbeReachesTheSender) {
+TEST_F(KnownEngineIssue, AnswerToAZeroWindowProbeReachesTheSender) {
   ASSERT_EQ(ToGuest(Data().Seq(1000).Flags(flag::kSyn).Window(65535)).reason, Reason::kHandshake);
   ASSERT_EQ(FromGuest(Reply().Seq(5000).Ack(1001).Flags(flag::kSyn).Window(1000)).reason,
             Reason::kHandshake);
@@ -87,7 +87,7 @@ TEST_F(KnownEngineIssue, DISABLED_DataInsideTheGuestsWindowIsNotAProbe) {
 // with a bad checksum, which the guest never sees. The guest's bound (Linux: max_window,
 // from the segments it accepted) is 100 << 4 = 1600 bytes; the engine's becomes 64000. A
 // segment whose ACK field is 2000 bytes old is dropped by the guest and acknowledged early.
-TEST_F(KnownEngineIssue, DISABLED_AckBoundIsLearntOnlyFromSegmentsTheGuestTakes) {
+TEST_F(KnownEngineIssue, AckBoundIsLearntOnlyFromSegmentsTheGuestTakes) {
   ASSERT_EQ(ToGuest(Data().Seq(1000).Flags(flag::kSyn).Window(100).WindowScale(4)).reason,
             Reason::kHandshake);
   ASSERT_EQ(
@@ -107,7 +107,7 @@ TEST_F(KnownEngineIssue, DISABLED_AckBoundIsLearntOnlyFromSegmentsTheGuestTakes)
 // guest's RCV.WUP, so Linux's tcp_replace_ts_recent takes its TSval. The segment after it,
 // sent earlier with TSval 120 and delayed, then fails the guest's PAWS check (120 < 150),
 // but the engine, whose TS.Recent is still 101, acknowledges it early.
-TEST_F(KnownEngineIssue, DISABLED_PawsUsesTheTimestampsTheGuestUses) {
+TEST_F(KnownEngineIssue, PawsUsesTheTimestampsTheGuestUses) {
   ASSERT_EQ(ToGuest(Data().Seq(1000).Flags(flag::kSyn).Window(65535).Timestamps(100, 0)).reason,
             Reason::kHandshake);
   ASSERT_EQ(

@@ -110,7 +110,7 @@ struct Simulation::Connection {
   std::uint32_t sender_first_tsval = 0;
   std::uint8_t window_update_policy;
   bool belief_violation_reported = false;
-  bool ce_since_cwr = false;  // a CE mark reached the host after the last CWR
+  bool ce_since_cwr = false;  // a CE mark reached the guest after the last CWR
 };
 
 Simulation::Simulation(const Scenario& scenario) : scenario_(scenario) {
@@ -433,8 +433,6 @@ void Simulation::DeliverToHost(Connection& c, Frame frame) {
   const auto read = ReadTcpFrame(frame);
   const bool checksums_ok = read && read->ip_checksum_ok && read->tcp_checksum_ok;
   const bool has_data = read && read->payload_size > 0;
-  if (read && read->ecn == kEcnCe) c.ce_since_cwr = true;
-  if (read && read->Has(flag::kCwr)) c.ce_since_cwr = false;
   // A quarter of the frames with right checksums arrive vouched for by the NIC.
   const bool verified = checksums_ok && frame_counter_ % 4 == 0;
   const Counters before = host_->engine().counters();
@@ -442,6 +440,10 @@ void Simulation::DeliverToHost(Connection& c, Frame frame) {
   CheckCounted(before, result, /*to_guest=*/true);
   if (has_data) ++facts_.data_frames_to_guests;
   if (result.passed) {
+    // RFC 3168 §6.1.3 counts CE and CWR the receiver gets: frames placed in its buffer with
+    // checksums its stack accepts.
+    if (checksums_ok && read->ecn == kEcnCe) c.ce_since_cwr = true;
+    if (checksums_ok && read->Has(flag::kCwr)) c.ce_since_cwr = false;
     buffered_reads_[c.guest].push_back(read);
     if (read) c.shadow.Receive(frame, *read);
     if (has_data) ++facts_.data_frames_placed;

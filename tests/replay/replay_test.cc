@@ -466,7 +466,7 @@ TEST_F(ReplayTest, EachGuestHasItsOwnBuffer) {
 // DISABLED: sim::HostModel::Process handles a frame whose destination is a guest as "to
 // that guest" only and never calls RunGuest for its source, so A's buffer stays full and
 // the next frame to A is dropped (frames_dropped_no_buffer 1, OUT lacks input frame 3).
-TEST_F(ReplayTest, DISABLED_FrameBetweenTwoGuestsEmptiesTheSendersBuffer) {
+TEST_F(ReplayTest, FrameBetweenTwoGuestsEmptiesTheSendersBuffer) {
   const Endpoint sender = Endpoint::Parse("10.0.0.1:40000");
   const Endpoint a = Endpoint::Parse("10.0.0.2:5201");
   const Endpoint b = Endpoint::Parse("10.0.0.3:6000");

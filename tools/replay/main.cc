@@ -88,12 +88,16 @@ int main(int argc, char** argv) {
     const auto now = std::chrono::seconds(header->ts.tv_sec) +
                      std::chrono::nanoseconds(header->ts.tv_usec);  // nanosecond precision
     outputs.clear();
-    // A frame cut by the capture's snap length is not the frame that was on the wire.
-    const std::size_t size = header->caplen;
-    (void)host.Process({data, size}, now, &outputs);
+    // A frame cut by the capture's snap length is replayed as captured: the engine sees an
+    // IP length beyond the bytes present and passes it over (ipv4_bad_total_length). When it
+    // is forwarded, OUT keeps its original length, as a capture of the host's wire would.
+    (void)host.Process({data, header->caplen}, now, &outputs);
     for (const auto& o : outputs) {
       pcap_pkthdr h = *header;
-      h.caplen = h.len = static_cast<bpf_u_int32>(o.bytes.size());
+      h.caplen = static_cast<bpf_u_int32>(o.bytes.size());
+      const bool generated = o.kind == vsnoop::sim::Output::Kind::kEarlyAck ||
+                             o.kind == vsnoop::sim::Output::Kind::kWindowUpdate;
+      h.len = generated ? h.caplen : header->len;
       pcap_dump(reinterpret_cast<u_char*>(out.get()), &h, o.bytes.data());
       ++frames_out;
     }

@@ -92,6 +92,10 @@ struct [[nodiscard]] Verdict {
   }
 };
 
+namespace detail {
+struct Arrival;  // what of a frame reaches the guest's stack (engine.cc)
+}  // namespace detail
+
 class Engine {
  public:
   explicit Engine(const EngineConfig& config = {});
@@ -121,7 +125,7 @@ class Engine {
   Verdict StartMidStream(const FlowKey& key, const Segment& seg, const GuestContext& guest,
                          Timestamp now);
   Verdict OnDataToGuest(Flow& flow, const Segment& seg, const Offload& offload,
-                        const GuestContext& guest);
+                        const detail::Arrival& arrival, const GuestContext& guest);
   Verdict OnAckFromGuest(Flow& flow, const Segment& seg, const GuestContext& guest);
   Flow* NewFlow(const FlowKey& key, const GuestContext& guest, Timestamp now);
   void Transition(Flow& flow, FlowState to);

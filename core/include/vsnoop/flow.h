@@ -78,9 +78,11 @@ struct Flow {
   SeqNum rcv_nxt;    // end of the in-order bytes placed in the buffer that the guest accepts
   SeqNum rcv_high;   // end of the furthest byte placed in the buffer (rcv_high >= rcv_nxt)
   std::uint32_t max_payload = 0;  // largest in-order segment seen (a GSO frame: many MSS)
-  std::uint32_t ts_recent = 0;  // TSval of the last in-order segment (echoed; PAWS)
-  SeqNum remote_ack;                   // highest acceptable ACK from the sender
-  std::uint32_t remote_max_window = 0;  // largest window the sender advertised, in bytes
+  std::uint32_t ts_recent = 0;  // TSval of the last in-order segment acknowledged (echoed)
+  std::uint32_t ts_newest = 0;  // newest TSval that reached the guest's stack (PAWS)
+  SeqNum remote_ack;                   // newest acceptable ACK that reached the guest
+  std::uint32_t remote_max_window = 0;  // the sender's SYN window: a floor of its MAX.SND.WND
+  bool answer_due = false;  // a probe or keepalive reached the guest: its answer goes out
 
   // What the guest has said.
   SeqNum guest_ack;         // its highest cumulative ACK
