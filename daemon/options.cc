@@ -108,8 +108,12 @@ std::optional<DaemonOptions> ParseDaemonOptions(int argc, char** argv, int* exit
   app.add_option("--metrics-port", o.metrics_port,
                  "serve Prometheus metrics on 127.0.0.1:PORT/metrics")
       ->check(CLI::Range(1, 65535));
-  app.add_option("--ring", o.ring, "AF_PACKET receive ring: v2 (a slot per frame) or v3 (blocks)")
+  app.add_option("--ring", o.ring,
+                 "AF_PACKET receive ring: v2 (a slot per frame, handed over at once) or v3 "
+                 "(blocks, handed over when full or after 1 ms: adds latency)")
       ->check(CLI::IsMember({"v2", "v3"}));
+  app.add_option("--ring-mb", o.ring_mb, "size of each AF_PACKET receive ring, MiB")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
   app.add_flag("!--no-vnet-hdr", o.vnet_headers,
                "AF_PACKET without virtio-net headers (interfaces need offloads off)");
   app.add_flag("!--no-qdisc-bypass", o.qdisc_bypass, "transmit through the interfaces' qdiscs");

@@ -38,6 +38,7 @@ struct DaemonOptions {
   std::string pcap_out;
   int metrics_port = 0;  // 0: no metrics endpoint
   std::string ring = "v2";
+  std::size_t ring_mb = 64;  // each AF_PACKET receive ring
   bool vnet_headers = true;
   bool qdisc_bypass = true;
   std::size_t burst = 64;

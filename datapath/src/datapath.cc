@@ -280,6 +280,8 @@ void Datapath::ToUplink(const PacketView& packet) {
 }
 
 void Datapath::FlushUplinkBacklog() {
+  // A port that holds part of a frame from an earlier call finishes it first.
+  if (!uplink_backlog_.empty() && !uplink_->CanSend()) uplink_->SendBurst({});
   while (!uplink_backlog_.empty() && uplink_->CanSend()) {
     send_batch_.clear();
     const std::uint32_t n =
@@ -293,6 +295,7 @@ void Datapath::FlushUplinkBacklog() {
 }
 
 void Datapath::Deliver(Guest& g) {
+  if (!g.buffer.empty() && !g.port->CanSend()) g.port->SendBurst({});
   while (!g.buffer.empty() && g.port->CanSend()) {
     send_batch_.clear();
     const std::uint32_t n =

@@ -147,6 +147,17 @@ TEST_F(DatapathTest, LosslessPortKeepsFramesUntilThePeerReads) {
   for (std::uint32_t i = 0; i < 10; ++i) EXPECT_EQ(Parse(got[i])->tcp.seq(), 1001 + i * 100);
 }
 
+TEST_F(DatapathTest, PortHoldingPartOfAFrameIsFlushedAndDrained) {
+  Build({});
+  Handshake();
+  vm_[0]->set_holds_part_of_each_frame(true);
+  for (std::uint32_t i = 0; i < 5; ++i) uplink_->Inject(Data(1001 + i * 100, 100, 102 + i));
+  // Each step finishes the held frame and hands over the next: nothing stays stuck.
+  for (int step = 0; step < 12; ++step) Step();
+  EXPECT_EQ(vm_[0]->TakeSent().size(), 5u);
+  EXPECT_EQ(dp_->guest(0).buffer.frames(), 0u);
+}
+
 TEST_F(DatapathTest, DescheduledGuestReceivesNothingUntilItsTurn) {
   std::string error;
   Build({.schedule = ScheduleConfig::Parse("rr:vms=2:slice_ms=30:turn=1:idle_us=500", &error)});

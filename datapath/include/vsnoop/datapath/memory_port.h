@@ -26,6 +26,10 @@ class MemoryPort final : public Port {
   // How many more frames SendBurst takes before it reports back-pressure.
   void set_send_window(std::size_t frames) { send_window_ = frames; }
   void set_connected(bool c) { connected_ = c; }
+  // Plays a stream socket whose peer reads slowly: after each frame taken, the port holds
+  // "part of it" and takes nothing more until a call to SendBurst (even an empty one)
+  // finishes it, as StreamPort's outbox does.
+  void set_holds_part_of_each_frame(bool on) { holds_part_ = on; }
 
   // Port.
   std::size_t ReceiveBurst(std::size_t max, const FrameSink& sink) override {
@@ -41,9 +45,14 @@ class MemoryPort final : public Port {
     return n;
   }
   std::size_t SendBurst(std::span<const PacketView> frames) override {
+    if (holding_) {
+      holding_ = false;  // the held part goes out; nothing else this call
+      return 0;
+    }
     std::size_t n = 0;
     for (const PacketView& f : frames) {
-      if (!connected_ || send_window_ == 0) break;
+      if (!connected_ || send_window_ == 0 || holding_) break;
+      holding_ = holds_part_;
       if (send_window_ != kUnlimited) --send_window_;
       sent_.push_back({std::vector<std::uint8_t>(f.frame.begin(), f.frame.end()), f.vnet});
       ++stats_.tx_frames;
@@ -52,7 +61,7 @@ class MemoryPort final : public Port {
     }
     return n;
   }
-  bool CanSend() const override { return connected_ && send_window_ != 0; }
+  bool CanSend() const override { return connected_ && send_window_ != 0 && !holding_; }
   bool SupportsOffload() const override { return offload_; }
   bool ReceivePending() const override { return !inbox_.empty(); }
   bool IsConnected() const override { return connected_; }
@@ -62,6 +71,8 @@ class MemoryPort final : public Port {
   static constexpr std::size_t kUnlimited = std::numeric_limits<std::size_t>::max();
   bool offload_;
   bool connected_ = true;
+  bool holds_part_ = false;
+  bool holding_ = false;
   std::size_t send_window_ = kUnlimited;
   std::deque<OwnedPacket> inbox_;
   std::vector<OwnedPacket> sent_;

@@ -36,9 +36,12 @@ class Port {
   // Hands up to `max` received frames to `sink`, in arrival order; returns how many.
   // A frame's bytes are valid only during its sink call.
   virtual std::size_t ReceiveBurst(std::size_t max, const FrameSink& sink) = 0;
-  // Sends frames in order; returns how many the port took. A lossless port (the qemu stream
-  // socket) takes fewer when its peer is not reading: the caller keeps the rest and retries
-  // when CanSend() is true again. A lossy port (AF_PACKET) takes all, counting failures.
+  // Sends frames in order; returns how many the port took. A port takes fewer when its
+  // peer or the kernel cannot take more now (the qemu stream socket when qemu does not
+  // read, AF_PACKET on EAGAIN/ENOBUFS): the caller keeps the rest and retries when
+  // send_fd() is writable. Frames it fails to send for other reasons are consumed and
+  // counted (tx_errors). An empty span only flushes what the port still holds of an
+  // earlier frame: CanSend() becomes true when that is done.
   virtual std::size_t SendBurst(std::span<const PacketView> frames) = 0;
   virtual bool CanSend() const { return true; }
   // Whether frames may carry GSO and partial checksums (VnetHeader); others get plain frames.
