@@ -366,10 +366,11 @@ Verdict Engine::OnFrameFromGuest(wire::Bytes frame, const Offload& /*offload*/,
     Transition(*flow, FlowState::kClosed);
     return Pass(Reason::kReset);
   }
-  return OnAckFromGuest(*flow, *seg, guest);
+  return OnAckFromGuest(*flow, *seg, opts, guest);
 }
 
-Verdict Engine::OnAckFromGuest(Flow& flow, const Segment& seg, const GuestContext& guest) {
+Verdict Engine::OnAckFromGuest(Flow& flow, const Segment& seg, const TcpOptions& opts,
+                               const GuestContext& guest) {
   const wire::TcpView& tcp = seg.tcp;
   if (!tcp.Has(flag::kAck)) return Pass(Reason::kGuestData);
   const SeqNum ack(tcp.ack());
@@ -384,7 +385,6 @@ Verdict Engine::OnAckFromGuest(Flow& flow, const Segment& seg, const GuestContex
   flow.guest_right_edge = edge;
 
   // The brief, section 5: suppress only a pure ACK that tells the sender nothing new.
-  const TcpOptions opts = TcpOptions::Read(tcp.options());
   if (seg.payload_size > 0 || tcp.Has(flag::kUrg) || tcp.Has(flag::kFin)) {
     return forward(Reason::kGuestData);
   }
@@ -629,7 +629,7 @@ bool Engine::BuildAck(Flow& flow, const Segment& seen, bool seen_from_guest, Seq
     wire::StoreBe16(ip + 10, 0);
     std::memcpy(ip + 12, guest_ip, 4);
     std::memcpy(ip + 16, remote_ip, 4);
-    wire::StoreBe16(ip + 10, wire::InternetChecksum::Of({ip, 20}));
+    wire::StoreBe16(ip + 10, wire::ChecksumFromSum(wire::SumWords32<20>(ip)));
     offset += 20;
   } else {
     wire::StoreBe32(ip, (6u << 28) | (static_cast<std::uint32_t>(dscp) << 20) |
@@ -660,12 +660,23 @@ bool Engine::BuildAck(Flow& flow, const Segment& seen, bool seen_from_guest, Seq
     wire::StoreBe32(t + 24, flow.guest_ts_value);
     wire::StoreBe32(t + 28, ts_echo);
   }
-  wire::InternetChecksum sum =
-      seen.family == 4
-          ? wire::TcpPseudoHeaderV4(guest_ip, remote_ip, static_cast<std::uint32_t>(tcp_size))
-          : wire::TcpPseudoHeaderV6(guest_ip, remote_ip, static_cast<std::uint32_t>(tcp_size));
-  sum.Add({t, tcp_size});
-  wire::StoreBe16(t + 16, sum.Finish());
+  // The TCP checksum over the pseudo header (RFC 9293 §3.1, RFC 8200 §8.1) and the
+  // header: all 32-bit words, summed in machine order (RFC 1071 §2(B)).
+  std::uint8_t tail[8] = {};  // IPv4: zero, protocol, length; IPv6: length, zeros, next header
+  if (seen.family == 4) {
+    tail[1] = wire::kIpProtoTcp;
+    wire::StoreBe16(tail + 2, static_cast<std::uint16_t>(tcp_size));
+  } else {
+    wire::StoreBe32(tail, static_cast<std::uint32_t>(tcp_size));
+    tail[7] = wire::kIpProtoTcp;
+  }
+  std::uint64_t sum = seen.family == 4
+                         ? wire::SumWords32<4>(guest_ip) + wire::SumWords32<4>(remote_ip) +
+                               wire::SumWords32<4>(tail)
+                         : wire::SumWords32<16>(guest_ip) + wire::SumWords32<16>(remote_ip) +
+                               wire::SumWords32<8>(tail);
+  sum += flow.timestamps ? wire::SumWords32<32>(t) : wire::SumWords32<20>(t);
+  wire::StoreBe16(t + 16, wire::ChecksumFromSum(sum));
   out->size = static_cast<std::uint8_t>(offset + tcp_size);
 
   flow.advertised_edge = Latest(flow.advertised_edge, edge);

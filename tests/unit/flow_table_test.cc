@@ -362,6 +362,9 @@ void RunAgainstModel(std::size_t capacity, std::size_t index_size, bool collidin
   std::uint64_t clock = 0;
   std::mt19937 rng(seed);
   for (int op = 0; op < operations; ++op) {
+    // A millisecond apart: Touch moves a flow to the head of its list at most once per
+    // millisecond (FlowTable::kRelinkInterval), so the order is exact only at that spacing.
+    const Timestamp now{std::chrono::milliseconds(op + 1)};
     const std::size_t k = rng() % keys.size();
     const auto it = model.find(k);
     if (it == model.end()) {
@@ -374,7 +377,7 @@ void RunAgainstModel(std::size_t capacity, std::size_t index_size, bool collidin
         victim = oldest->first;
       }
       bool evicted = false;
-      Flow* flow = table.Insert(keys[k], Timestamp{0}, &evicted);
+      Flow* flow = table.Insert(keys[k], now, &evicted);
       ASSERT_NE(flow, nullptr);
       ASSERT_EQ(evicted, victim != keys.size()) << op;
       if (evicted) model.erase(victim);
@@ -384,7 +387,7 @@ void RunAgainstModel(std::size_t capacity, std::size_t index_size, bool collidin
     } else if (rng() % 3 == 0) {
       Flow* flow = table.Find(keys[k]);
       ASSERT_NE(flow, nullptr);
-      table.Touch(flow, Timestamp{0});
+      table.Touch(flow, now);
       it->second.last_use = ++clock;
     } else {
       Flow* flow = table.Find(keys[k]);
@@ -405,6 +408,28 @@ void RunAgainstModel(std::size_t capacity, std::size_t index_size, bool collidin
       }
     }
   }
+}
+
+TEST_F(FlowTableTest, TouchWithinAMillisecondKeepsTheOrder) {
+  FlowTable table(4, 1);
+  bool evicted = false;
+  const Timestamp t0{std::chrono::seconds(1)};
+  Flow* a = table.Insert(KeyNumber(1), t0, &evicted);
+  table.Insert(KeyNumber(2), t0 + std::chrono::milliseconds(2), &evicted);
+  table.Insert(KeyNumber(3), t0 + std::chrono::milliseconds(4), &evicted);
+  table.Insert(KeyNumber(4), t0 + std::chrono::milliseconds(6), &evicted);
+  // a was used again half a millisecond after it last moved: it stays the oldest...
+  table.Touch(a, t0 + std::chrono::microseconds(500));
+  EXPECT_EQ(a->last_seen, t0 + std::chrono::microseconds(500));
+  table.Insert(KeyNumber(5), t0 + std::chrono::milliseconds(7), &evicted);
+  EXPECT_TRUE(evicted);
+  EXPECT_EQ(table.Find(KeyNumber(1)), nullptr);
+  // ...while a flow touched a millisecond or more after its last move goes to the head.
+  Flow* b = table.Find(KeyNumber(2));
+  table.Touch(b, t0 + std::chrono::milliseconds(8));
+  table.Insert(KeyNumber(6), t0 + std::chrono::milliseconds(9), &evicted);
+  EXPECT_NE(table.Find(KeyNumber(2)), nullptr);
+  EXPECT_EQ(table.Find(KeyNumber(3)), nullptr);
 }
 
 TEST_F(FlowTableTest, EraseUnderHeavyCollisionsKeepsEveryOtherKeyFindable) {

@@ -76,7 +76,7 @@ enum class Action : std::uint8_t {
 // TCP with timestamps when negotiated.
 struct AckFrame {
   static constexpr std::size_t kCapacity = 14 + 2 * 4 + 40 + 32;
-  std::array<std::uint8_t, kCapacity> bytes{};
+  std::array<std::uint8_t, kCapacity> bytes;  // not cleared: only the first `size` count
   std::uint8_t size = 0;
   wire::Bytes view() const { return {bytes.data(), size}; }
 };
@@ -126,7 +126,8 @@ class Engine {
                          Timestamp now);
   Verdict OnDataToGuest(Flow& flow, const Segment& seg, const Offload& offload,
                         const detail::Arrival& arrival, const GuestContext& guest);
-  Verdict OnAckFromGuest(Flow& flow, const Segment& seg, const GuestContext& guest);
+  Verdict OnAckFromGuest(Flow& flow, const Segment& seg, const wire::TcpOptions& opts,
+                         const GuestContext& guest);
   Flow* NewFlow(const FlowKey& key, const GuestContext& guest, Timestamp now);
   void Transition(Flow& flow, FlowState to);
   // Writes an ACK of `ack` on the guest's behalf into *out, echoing ts_echo; `seen` is the

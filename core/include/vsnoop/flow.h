@@ -57,22 +57,22 @@ struct FlowStats {
   std::uint64_t no_room = 0;
 };
 
-struct Flow {
+// The fields the per-segment path reads and writes come first, so that with the key they
+// fill the first two cache lines of a 64-byte-aligned slot; the handshake's scratch, the
+// less used counters and the table's links follow.
+struct alignas(64) Flow {
   FlowKey key;
   GuestId guest = 0;
   FlowState state = FlowState::kHandshake;
-  Reason passive_reason = Reason::kPassive;  // why, when state is PASSIVE
-  bool guest_initiated = false;              // the guest sent the first SYN
-
-  // Negotiated in the handshake.
   std::uint8_t guest_window_scale = 0;   // shift for windows the guest advertises
-  std::uint8_t remote_window_scale = 0;  // shift for windows the sender advertises
   bool timestamps = false;
-  bool sack = false;
   bool ecn = false;
-  bool ece_echo = false;  // CE seen, CWR not yet: ACKs carry ECE (RFC 3168 §6.1.3)
+  bool ece_echo = false;    // CE seen, CWR not yet: ACKs carry ECE (RFC 3168 §6.1.3)
+  bool answer_due = false;  // a probe or keepalive reached the guest: its answer goes out
+  bool vsnoop_acked = false;
+  std::uint8_t guest_ttl = 64;
+  std::uint8_t guest_tos = 0;  // DSCP, copied to early ACKs (ECN bits never: RFC 3168 §6.1.4)
   std::uint16_t guest_mss = 0;
-  SynOptions syn;  // the first SYN, until the SYN-ACK
 
   // Data from the sender to the guest.
   SeqNum rcv_nxt;    // end of the in-order bytes placed in the buffer that the guest accepts
@@ -82,30 +82,34 @@ struct Flow {
   std::uint32_t ts_newest = 0;  // newest TSval that reached the guest's stack (PAWS)
   SeqNum remote_ack;                   // newest acceptable ACK that reached the guest
   std::uint32_t remote_max_window = 0;  // the sender's SYN window: a floor of its MAX.SND.WND
-  bool answer_due = false;  // a probe or keepalive reached the guest: its answer goes out
 
   // What the guest has said.
   SeqNum guest_ack;         // its highest cumulative ACK
   SeqNum guest_right_edge;  // its latest ACK + window << scale
   SeqNum guest_snd_nxt;     // the sequence number its next segment would carry
   std::uint32_t guest_ts_value = 0;
-  std::uint8_t guest_ttl = 64;
-  std::uint8_t guest_tos = 0;  // DSCP, copied to early ACKs (ECN bits never: RFC 3168 §6.1.4)
   std::uint32_t guest_flow_label = 0;
 
   // What the sender has been told, by the guest's forwarded segments and by vSnoop.
-  bool vsnoop_acked = false;
   SeqNum vsnoop_ack;         // highest ACK number vSnoop sent
   SeqNum advertised_edge;    // furthest right edge the sender has been shown
   SeqNum shown_edge;         // the right edge of the latest ACK the sender got
 
-  Timestamp created{0};
   Timestamp last_seen{0};
   FlowStats stats;
+
+  // Negotiated in the handshake, read rarely.
+  std::uint8_t remote_window_scale = 0;  // shift for windows the sender advertises
+  bool sack = false;
+  bool guest_initiated = false;              // the guest sent the first SYN
+  Reason passive_reason = Reason::kPassive;  // why, when state is PASSIVE
+  SynOptions syn;  // the first SYN, until the SYN-ACK
+  Timestamp created{0};
 
  private:
   friend class FlowTable;
   static constexpr std::uint32_t kNone = 0xFFFFFFFF;
+  Timestamp lru_stamp_{0};  // when the flow last moved to the head of its list
   std::uint32_t lru_prev_ = kNone;
   std::uint32_t lru_next_ = kNone;
   std::uint8_t lru_list_ = 0;

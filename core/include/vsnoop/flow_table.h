@@ -68,6 +68,7 @@ class FlowTable {
   std::uint64_t Hash(const FlowKey& key) const;
 
  private:
+  static constexpr Duration kRelinkInterval = std::chrono::milliseconds(1);
   static constexpr std::uint8_t kTransient = 0;
   static constexpr std::uint8_t kAccelerated = 1;
   struct List {
