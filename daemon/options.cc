@@ -88,11 +88,16 @@ std::optional<DaemonOptions> ParseDaemonOptions(int argc, char** argv, int* exit
   app.set_config("--config", "", "read options from a TOML file (keys: the long option names)");
   app.add_option("--uplink", o.uplink, "the network-side interface (AF_PACKET)")->required();
   app.add_option("--guest", guests,
-                 "a guest port: veth:IFNAME[,sched=rr:vms=K:slice_ms=30:turn=I] or "
+                 "a guest port: veth:IFNAME[,sched=rr:vms=K:slice_ms=30:turn=I"
+                 "[:neighbours=burn|yield][:neighbour_ms=N][:idle_us=N][:wake_passes=N]] or "
                  "qemu:SOCKET_PATH; options ,buffer-bytes=N ,buffer-frames=N ,vsnoop=off")
       ->required();
   app.add_flag("--no-vsnoop", o.no_vsnoop,
                "observe only: forward everything, acknowledge nothing (the baseline)");
+  app.add_option("--engine", o.engine,
+                 "off: do not run the engine at all (a plain learning bridge with per-guest "
+                 "buffers), to measure what it costs")
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_flag("!--no-buffer-aware-window", o.buffer_aware_window,
                "show senders the guest's own window even when its buffer cannot hold it");
   app.add_option("--buffer-bytes", o.buffer_bytes, "each guest's receive buffer, bytes")

@@ -30,6 +30,7 @@ struct DaemonOptions {
   std::string uplink;
   std::vector<GuestSpec> guests;
   bool no_vsnoop = false;
+  std::string engine = "on";  // "off": a plain bridge, for measuring the engine's cost
   bool buffer_aware_window = true;
   std::uint64_t buffer_bytes = 1 << 20;
   std::uint32_t buffer_frames = 1024;

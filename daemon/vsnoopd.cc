@@ -177,6 +177,7 @@ int main(int argc, char** argv) {
   // The datapath.
   datapath::DatapathConfig config;
   config.accelerate = !o.no_vsnoop;
+  config.run_engine = o.engine == "on";
   config.burst = o.burst;
   config.engine.max_flows = o.max_flows;
   config.engine.buffer_aware_window = o.buffer_aware_window;

@@ -154,7 +154,7 @@ void Datapath::OnFrame(std::uint32_t in, const PacketView& packet) {
     ++counters_.frames_filtered;
     return;
   }
-  if (in != kUplink) {
+  if (in != kUplink && config_.run_engine) {
     Guest& g = GuestAt(in);
     const GuestContext ctx{.id = in, .room = g.buffer.room(), .acceleration = AccelerationFor(g)};
     const Verdict v = engine_.OnFrameFromGuest(packet.frame, ToOffload(packet.vnet), ctx, now_);
@@ -178,7 +178,7 @@ void Datapath::OnFrame(std::uint32_t in, const PacketView& packet) {
     }
     return;
   }
-  Output(*out, in, packet, /*run_engine=*/true);
+  Output(*out, in, packet, /*run_engine=*/config_.run_engine);
 }
 
 void Datapath::Output(std::uint32_t out, std::uint32_t /*in*/, const PacketView& packet,
@@ -219,7 +219,15 @@ void Datapath::PlaceForGuest(Guest& g, std::uint32_t out, const PacketView& pack
     const GuestContext ctx{.id = out, .room = g.buffer.room(), .acceleration = AccelerationFor(g)};
     v = engine_.OnFrameToGuest(packet.frame, ToOffload(packet.vnet), ctx, now_);
   }
-  if (!g.buffer.Push(packet)) {
+  // A guest on its core with nothing queued takes the frame straight from the port it
+  // came in on (cut-through: no copy into the buffer). Delivered is as good as placed: the
+  // early ACK may follow. Otherwise the frame waits in the buffer.
+  if (Running(g) && g.buffer.empty() && g.port->IsConnected() && g.port->CanSend() &&
+      g.port->SendBurst({&packet, 1}) == 1) {
+    ++g.counters.frames_delivered;
+    g.counters.bytes_delivered += packet.frame.size();
+    if (g.schedule) g.schedule->NoteActivity(now_);
+  } else if (!g.buffer.Push(packet)) {
     ++g.counters.frames_dropped_no_room;
     if (v.has_ack()) {
       // The engine was told the room and said it fits; the buffer disagrees. Never send
@@ -237,9 +245,8 @@ void Datapath::PlaceForGuest(Guest& g, std::uint32_t out, const PacketView& pack
     Observe(DecisionObserver::Kind::kEarlyAck, g, v.ack.view());
     SendGenerated(out, v.ack.view());
   }
-  // A guest on its core takes frames as they come: cut-through, so a burst from the uplink
-  // does not pile up in the buffer first.
-  if (Running(g)) {
+  // A guest on its core takes what is queued as soon as its port can.
+  if (Running(g) && !g.buffer.empty()) {
     const std::uint64_t before = g.counters.frames_delivered;
     Deliver(g);
     if (g.schedule && g.counters.frames_delivered != before) g.schedule->NoteActivity(now_);

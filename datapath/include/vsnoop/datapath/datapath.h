@@ -36,6 +36,9 @@ struct GuestPortConfig {
 struct DatapathConfig {
   EngineConfig engine;
   bool accelerate = true;  // the global switch; --no-vsnoop turns it off
+  // Run the engine at all. Off, the datapath is a plain learning bridge with per-guest
+  // buffers: the reference for measuring what the engine costs (vsnoopd --engine off).
+  bool run_engine = true;
   std::size_t burst = 64;  // frames per receive or send call
   std::size_t mac_table_size = 4096;
   Duration mac_aging = std::chrono::seconds(300);

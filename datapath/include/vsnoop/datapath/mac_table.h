@@ -35,6 +35,10 @@ class MacTable {
   Duration aging_;
   std::unordered_map<std::uint64_t, Entry> entries_;
   std::uint64_t not_learnt_ = 0;
+  // The address learnt last: a stream of frames from one source skips the map.
+  std::uint64_t last_key_ = ~std::uint64_t{0};
+  std::uint32_t last_port_ = 0;
+  Timestamp last_refresh_{0};
 };
 
 }  // namespace vsnoop::datapath
