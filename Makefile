@@ -25,7 +25,7 @@ build-asan: deps
 
 build-fuzz: deps
 	@cmake --preset fuzz >/dev/null
-	@cmake --build --preset fuzz -j $(JOBS)
+	@cmake --build --preset fuzz -j $(JOBS) --target fuzz_parse fuzz_engine
 
 test-release: build
 	@cd build/release && ctest $(CTEST_FLAGS) -j $(JOBS)

@@ -376,8 +376,12 @@ Verdict Engine::OnAckFromGuest(Flow& flow, const Segment& seg, const TcpOptions&
   const SeqNum ack(tcp.ack());
   const SeqNum edge = ack + (static_cast<std::uint32_t>(tcp.window()) << flow.guest_window_scale);
   auto forward = [&](Reason reason) {
-    flow.advertised_edge = Latest(flow.advertised_edge, edge);
-    flow.shown_edge = edge;
+    // The sender takes the window of an ACK no older than its SND.UNA; it ignores the
+    // window of an older one (RFC 9293 §3.10.7.4), such as a D-SACK behind vSnoop's ACK.
+    if (!flow.vsnoop_acked || !Before(ack, flow.vsnoop_ack)) {
+      flow.advertised_edge = Latest(flow.advertised_edge, edge);
+      flow.shown_edge = edge;
+    }
     return Pass(reason);
   };
   if (After(ack, flow.rcv_high)) return forward(Reason::kGuestAckBeyondData);

@@ -216,7 +216,8 @@ void Datapath::PlaceForGuest(Guest& g, std::uint32_t out, const PacketView& pack
   ++g.counters.frames_to_guest;
   Verdict v;
   if (run_engine) {
-    const GuestContext ctx{.id = out, .room = g.buffer.room(), .acceleration = AccelerationFor(g)};
+    const GuestContext ctx{.id = out, .room = g.buffer.RoomFor(packet.frame.size()),
+                           .acceleration = AccelerationFor(g)};
     v = engine_.OnFrameToGuest(packet.frame, ToOffload(packet.vnet), ctx, now_);
   }
   // A guest on its core with nothing queued takes the frame straight from the port it

@@ -11,14 +11,19 @@ FrameQueue::FrameQueue(std::uint64_t max_bytes, std::uint32_t max_frames)
     : max_bytes_(max_bytes), ring_(max_bytes + kMaxFrame), entries_(std::max(1u, max_frames)) {}
 
 BufferRoom FrameQueue::room() const {
-  return {.bytes = std::min<std::uint64_t>(max_bytes_ - bytes_, kMaxFrame),
-          .frames = max_frames() - count_};
+  return {.bytes = max_bytes_ - bytes_, .frames = max_frames() - count_};
+}
+
+BufferRoom FrameQueue::RoomFor(std::size_t frame_size) const {
+  BufferRoom r = room();
+  if (frame_size > kMaxFrame) r.bytes = 0;
+  return r;
 }
 
 bool FrameQueue::Push(const PacketView& packet) {
   const std::size_t size = packet.frame.size();
   const BufferRoom r = room();
-  if (size == 0 || size > r.bytes || r.frames == 0) return false;
+  if (size == 0 || size > kMaxFrame || size > r.bytes || r.frames == 0) return false;
   // Frames are stored contiguously. With logical use L + size <= max_bytes and a ring of
   // max_bytes + kMaxFrame bytes, either the space after the tail or the space before the
   // head is large enough (the one gap at the ring's end is smaller than kMaxFrame).

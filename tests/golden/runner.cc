@@ -15,7 +15,7 @@ namespace {
 FlowKey KeyOf(const FlowSpec& flow) {
   FlowKey key;
   key.family = flow.guest.ip.family;
-  auto put = [&key](std::array<std::uint8_t, 16>* out, const sim::IpAddress& ip) {
+  auto put = [](std::array<std::uint8_t, 16>* out, const sim::IpAddress& ip) {
     if (ip.family == 4) {
       out->fill(0);
       (*out)[10] = 0xFF;

@@ -525,8 +525,10 @@ void Simulation::Emit(Connection& c, const Frame& frame) {
       c.told = true;
       c.told_ack = r->ack;
       c.shown_edge = edge;
-    } else {
-      c.told_ack = Latest(c.told_ack, r->ack);
+    } else if (!SeqBefore(r->ack, c.told_ack)) {
+      // The sender ignores the window of an ACK older than its SND.UNA (RFC 9293
+      // §3.10.7.4): only an ACK at or past the latest one shows it an edge.
+      c.told_ack = r->ack;
       c.shown_edge = Latest(c.shown_edge, edge);
     }
   }

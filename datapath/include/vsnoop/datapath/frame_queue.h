@@ -18,9 +18,12 @@ class FrameQueue {
 
   FrameQueue(std::uint64_t max_bytes, std::uint32_t max_frames);
 
-  // Room for the next frame, as the engine is told: a frame fits iff its size is at most
-  // room().bytes and room().frames >= 1 (exactly the test Push applies).
+  // The free bytes and frame slots, as the engine is told (its buffer-aware window invites
+  // the sender to fill all of it). A frame of at most kMaxFrame bytes fits iff its size is
+  // at most room().bytes and room().frames >= 1: exactly the test Push applies.
   BufferRoom room() const;
+  // room() as it applies to one frame: no room at all for a frame above kMaxFrame.
+  BufferRoom RoomFor(std::size_t frame_size) const;
   // Copies the frame in; false (and no change) if it does not fit.
   bool Push(const PacketView& packet);
   bool empty() const { return count_ == 0; }
