@@ -60,6 +60,7 @@ Datapath::Datapath(const DatapathConfig& config, std::unique_ptr<Port> uplink,
   }
   uplink_sink_ = [this](const PacketView& p) { OnFrame(kUplink, p); };
   send_batch_.reserve(config_.burst);
+  held_acks_.reserve(config_.burst);
 }
 
 Datapath::GuestView Datapath::guest(std::size_t i) const {
@@ -92,7 +93,10 @@ void Datapath::Step(Timestamp now) {
     g.was_connected = connected;
   }
 
+  holding_acks_ = true;
   counters_.frames_from_uplink += uplink_->ReceiveBurst(config_.burst, uplink_sink_);
+  holding_acks_ = false;
+  ReleaseHeldAcks();
   FlushUplinkBacklog();
 
   for (Guest& g : guests_) {
@@ -242,9 +246,11 @@ void Datapath::PlaceForGuest(Guest& g, std::uint32_t out, const PacketView& pack
   g.counters.buffer_high_water_bytes =
       std::max(g.counters.buffer_high_water_bytes, g.buffer.bytes());
   if (v.has_ack()) {
-    ++g.counters.early_acks;
-    Observe(DecisionObserver::Kind::kEarlyAck, g, v.ack.view());
-    SendGenerated(out, v.ack.view());
+    if (holding_acks_) {
+      HoldEarlyAck(out, v.ack);
+    } else {
+      SendEarlyAck(out, v.ack.view());
+    }
   }
   // A guest on its core takes what is queued as soon as its port can.
   if (Running(g) && !g.buffer.empty()) {
@@ -252,6 +258,56 @@ void Datapath::PlaceForGuest(Guest& g, std::uint32_t out, const PacketView& pack
     Deliver(g);
     if (g.schedule && g.counters.frames_delivered != before) g.schedule->NoteActivity(now_);
   }
+}
+
+void Datapath::HoldEarlyAck(std::uint32_t from, const AckFrame& ack) {
+  // The engine's ACKs for one flow never go back: a later one acknowledges at least as
+  // much, shows an edge at least as far right, and echoes a timestamp at least as recent,
+  // so it says everything an earlier one of the same burst would have said.
+  const FlowId id = FlowIdOf(ack.view());
+  for (HeldAck& held : held_acks_) {
+    if (held.from == from && held.id == id) {
+      held.frame = ack;
+      ++GuestAt(from).counters.early_acks_coalesced;
+      return;
+    }
+  }
+  held_acks_.push_back({from, id, ack});
+}
+
+Datapath::FlowId Datapath::FlowIdOf(wire::Bytes frame) {
+  // The L2 header (addresses, VLAN tags), the IP addresses and the ports. The engine's
+  // ACKs always parse; an id left empty would only keep an ACK from being coalesced.
+  FlowId id{};
+  Reason why{};
+  const std::optional<Segment> seg = ParseSegment(frame, &why);
+  if (!seg) return id;
+  const std::size_t ip_bytes = seg->family == 4 ? 4 : 16;
+  auto put = [&id](const std::uint8_t* p, std::size_t n) {
+    n = std::min(n, id.bytes.size() - id.size);
+    std::copy_n(p, n, id.bytes.begin() + static_cast<std::ptrdiff_t>(id.size));
+    id.size += static_cast<std::uint8_t>(n);
+  };
+  put(seg->l2_header.data(), seg->l2_header.size());
+  put(seg->source_ip, ip_bytes);
+  put(seg->destination_ip, ip_bytes);
+  const std::uint16_t ports[2] = {seg->tcp.source_port(), seg->tcp.destination_port()};
+  put(reinterpret_cast<const std::uint8_t*>(ports), sizeof ports);
+  return id;
+}
+
+void Datapath::ReleaseHeldAcks() {
+  defer_uplink_sends_ = true;
+  for (const HeldAck& held : held_acks_) SendEarlyAck(held.from, held.frame.view());
+  defer_uplink_sends_ = false;
+  held_acks_.clear();
+}
+
+void Datapath::SendEarlyAck(std::uint32_t from, wire::Bytes frame) {
+  Guest& g = GuestAt(from);
+  ++g.counters.early_acks;
+  Observe(DecisionObserver::Kind::kEarlyAck, g, frame);
+  SendGenerated(from, frame);
 }
 
 void Datapath::SendGenerated(std::uint32_t from, wire::Bytes frame) {
@@ -280,6 +336,8 @@ void Datapath::ToUplink(const PacketView& packet) {
     for (const OwnedPacket& p : frames) ToUplink(p.view());
     return;
   }
+  // Held ACKs queue up and leave in one send call (FlushUplinkBacklog).
+  if (defer_uplink_sends_ && uplink_backlog_.Push(packet)) return;
   if (uplink_backlog_.empty() && uplink_->SendBurst({&packet, 1}) == 1) {
     ++counters_.frames_to_uplink;
     return;

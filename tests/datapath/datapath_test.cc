@@ -118,6 +118,37 @@ TEST_F(DatapathTest, EarlyAckFollowsDataIntoTheBuffer) {
   EXPECT_EQ(dp_->engine().counters().early_acks, 1u);
 }
 
+// Early ACKs made while one burst from the uplink is read leave together after it: the
+// latest of each flow, in the order the flows first had one.
+TEST_F(DatapathTest, EarlyAcksOfABurstAreCoalescedPerFlow) {
+  Build({});
+  Handshake();
+  const Endpoint first_sender = sender_;
+  sender_ = Endpoint::Parse("10.0.0.1:40001");
+  Handshake();
+  uplink_->Inject(Data(1001, 1000, 102));                  // flow 2
+  sender_ = first_sender;
+  uplink_->Inject(Data(1001, 1000, 102));                  // flow 1
+  uplink_->Inject(Data(2001, 1000, 103));                  // flow 1
+  sender_ = Endpoint::Parse("10.0.0.1:40001");
+  uplink_->Inject(Data(2001, 1000, 103));                  // flow 2
+  uplink_->Inject(Data(3001, 1000, 104));                  // flow 2
+  Step();
+  const auto acks = uplink_->TakeSent();
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_EQ(Parse(acks[0])->tcp.destination_port(), 40001);
+  EXPECT_EQ(Parse(acks[0])->tcp.ack(), 4001u);
+  EXPECT_EQ(Parse(acks[1])->tcp.destination_port(), 40000);
+  EXPECT_EQ(Parse(acks[1])->tcp.ack(), 3001u);
+  EXPECT_EQ(dp_->engine().counters().early_acks, 5u);
+  EXPECT_EQ(dp_->guest(0).counters.early_acks, 2u);
+  EXPECT_EQ(dp_->guest(0).counters.early_acks_coalesced, 3u);
+  // The next burst acknowledges on its own.
+  uplink_->Inject(Data(4001, 1000, 105));
+  Step();
+  ASSERT_EQ(uplink_->TakeSent().size(), 1u);
+}
+
 TEST_F(DatapathTest, FullBufferDropsAndNeverAcknowledges) {
   Build({.buffer_frames = 2});
   Handshake();
@@ -125,8 +156,11 @@ TEST_F(DatapathTest, FullBufferDropsAndNeverAcknowledges) {
   for (std::uint32_t i = 0; i < 4; ++i) uplink_->Inject(Data(1001 + i * 1000, 1000, 102 + i));
   Step();
   const auto acks = uplink_->TakeSent();
-  ASSERT_EQ(acks.size(), 2u);  // only the two frames that fit
+  // Only the two frames that fit are acknowledged: one ACK, the second of the burst.
+  ASSERT_EQ(acks.size(), 1u);
   EXPECT_EQ(Parse(acks.back())->tcp.ack(), 3001u);
+  EXPECT_EQ(dp_->engine().counters().early_acks, 2u);
+  EXPECT_EQ(dp_->guest(0).counters.early_acks_coalesced, 1u);
   EXPECT_EQ(dp_->guest(0).counters.frames_dropped_no_room, 2u);
   EXPECT_EQ(dp_->guest(0).buffer.frames(), 2u);
   EXPECT_EQ(dp_->engine().counters().transition(FlowState::kActive, FlowState::kNoBuffer), 1u);
@@ -213,7 +247,13 @@ TEST_F(DatapathTest, SegmentsGsoForPortsWithoutOffload) {
     EXPECT_TRUE(got[i].vnet.plain());
   }
   EXPECT_EQ(dp_->guest(0).counters.gso_segmented, 1u);
-  EXPECT_EQ(dp_->guest(0).counters.early_acks, 4u);
+  // One early ACK per segment, of which the last, sent once the burst is read, says it all.
+  EXPECT_EQ(dp_->engine().counters().early_acks, 4u);
+  EXPECT_EQ(dp_->guest(0).counters.early_acks, 1u);
+  EXPECT_EQ(dp_->guest(0).counters.early_acks_coalesced, 3u);
+  const auto acks = uplink_->TakeSent();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(Parse(acks[0])->tcp.ack(), 1001u + 4 * 1448);
 }
 
 TEST_F(DatapathTest, GuestThatGoesAwayIsForgotten) {

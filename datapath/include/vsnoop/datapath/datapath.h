@@ -8,6 +8,8 @@
 // therefore runs in vsnoopd and, with in-memory ports and a fake clock, in tests.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -56,6 +58,7 @@ struct DatapathConfig {
   X(bytes_delivered, "bytes handed to the guest's port")                                 \
   X(frames_from_guest, "frames read from the guest")                                     \
   X(early_acks, "early ACKs sent for this guest")                                        \
+  X(early_acks_coalesced, "early ACKs replaced by a later one for the same flow and burst") \
   X(window_updates, "window updates sent in place of stale guest ACKs")                  \
   X(guest_acks_suppressed, "guest ACKs suppressed")                                      \
   X(gso_segmented, "GSO super-frames segmented for a port without offloads")            \
@@ -169,6 +172,9 @@ class Datapath {
   void ToGuest(std::uint32_t out, const PacketView& packet, bool run_engine);
   void PlaceForGuest(Guest& g, std::uint32_t out, const PacketView& packet, bool run_engine);
   void SendGenerated(std::uint32_t from, wire::Bytes frame);
+  void HoldEarlyAck(std::uint32_t from, const AckFrame& ack);
+  void SendEarlyAck(std::uint32_t from, wire::Bytes frame);
+  void ReleaseHeldAcks();
   void ToUplink(const PacketView& packet);
   void FlushUplinkBacklog();
   void Deliver(Guest& g);
@@ -188,6 +194,25 @@ class Datapath {
   FrameSink uplink_sink_;
   std::vector<OwnedPacket> scratch_;     // unoffloaded frames
   std::vector<PacketView> send_batch_;
+  // Early ACKs made while a burst from the uplink is read: sent together after it (one
+  // send call), and only the latest of each flow (it acknowledges everything the earlier
+  // ones did, with a window at least as far right).
+  struct FlowId {
+    std::array<std::uint8_t, 64> bytes;
+    std::uint8_t size;
+    bool operator==(const FlowId& o) const {
+      return size == o.size && std::equal(bytes.begin(), bytes.begin() + size, o.bytes.begin());
+    }
+  };
+  static FlowId FlowIdOf(wire::Bytes frame);
+  struct HeldAck {
+    std::uint32_t from;
+    FlowId id;
+    AckFrame frame;
+  };
+  bool holding_acks_ = false;
+  bool defer_uplink_sends_ = false;
+  std::vector<HeldAck> held_acks_;
 };
 
 }  // namespace vsnoop::datapath
