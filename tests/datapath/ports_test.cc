@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -342,9 +343,12 @@ TEST_P(PacketPortTest, ReceiveBurstStopsAtMaxAndResumes) {
   ASSERT_TRUE(peer.ok());
   for (std::uint32_t i = 0; i < 10; ++i)
     ASSERT_TRUE(peer.Send(TestFrame(i, 100)));
-  // Wait until the frames are in the ring (V3: until the block is retired).
+  // Wait until the frames are in the ring (V3: until the block is retired). On a busy
+  // machine the ten frames may straddle a block retired by its 1 ms timeout; waiting well
+  // past that timeout leaves all of them ready.
   pollfd p{port->receive_fd(), POLLIN, 0};
   ASSERT_EQ(poll(&p, 1, 2000), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
   std::vector<std::uint32_t> order;
   auto sink = [&](const PacketView& view) { order.push_back(SequenceOf(view.frame)); };
