@@ -131,6 +131,16 @@ Reason PassReasonFor(const Flow& flow) {
   return Reason::kPassive;
 }
 
+// How far the guest may have received once [seq, end) reached it: nothing of a segment that
+// starts at or beyond its right edge, which its stack drops as unacceptable (RFC 9293
+// §3.10.7.4; Linux drops it in tcp_data_queue), all of one that starts inside (Linux may keep
+// the part beyond the edge). Counting a dropped segment in rcv_high would keep UNEXPECTED_SEQ
+// waiting for an ACK the guest never sends: one segment far ahead, spoofed on a known
+// 4-tuple, would end acceleration of the flow for good.
+SeqNum ReceivableEnd(const Flow& flow, SeqNum seq, SeqNum end) {
+  return Before(seq, flow.guest_right_edge) ? end : flow.rcv_high;
+}
+
 void NoteGuestSegment(Flow& flow, const Segment& seg, const TcpOptions& opts) {
   const SeqNum next = SeqNum(seg.tcp.seq()) + seg.SequenceSpace();
   // A SYN starts the guest's sequence space; after it, the furthest point wins (a
@@ -298,7 +308,7 @@ Verdict Engine::OnDataToGuest(Flow& flow, const Segment& seg, const Offload& /*o
                             : seq == flow.rcv_high     ? judged.reason
                             : After(seq, flow.rcv_high) ? Reason::kOutOfOrder
                                                         : Reason::kRetransmission;
-      flow.rcv_high = Latest(flow.rcv_high, end);
+      flow.rcv_high = Latest(flow.rcv_high, ReceivableEnd(flow, seq, end));
       return Pass(reason);
     }
     flow.rcv_nxt = flow.rcv_high;
@@ -310,7 +320,7 @@ Verdict Engine::OnDataToGuest(Flow& flow, const Segment& seg, const Offload& /*o
     const Reason reason = seq == flow.rcv_nxt ? judged.reason
                           : After(seq, flow.rcv_nxt) ? Reason::kOutOfOrder
                                                      : Reason::kRetransmission;
-    flow.rcv_high = Latest(flow.rcv_high, end);
+    flow.rcv_high = Latest(flow.rcv_high, ReceivableEnd(flow, seq, end));
     Transition(flow, FlowState::kUnexpectedSeq);
     return Pass(reason);
   }
