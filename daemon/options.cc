@@ -86,6 +86,8 @@ std::optional<DaemonOptions> ParseDaemonOptions(int argc, char** argv, int* exit
       "keeps a bounded receive buffer per guest, and acknowledges in-order TCP data on a\n"
       "guest's behalf once it is in that buffer."};
   app.set_config("--config", "", "read options from a TOML file (keys: the long option names)");
+  // A misspelt key in the file is an error, as a misspelt flag is.
+  app.allow_config_extras(CLI::config_extras_mode::error);
   app.add_option("--uplink", o.uplink, "the network-side interface (AF_PACKET)")->required();
   app.add_option("--guest", guests,
                  "a guest port: veth:IFNAME[,sched=rr:vms=K:slice_ms=30:turn=I"

@@ -99,9 +99,12 @@ void PrintFlows(const json& flows) {
   for (const json& f : flows) {
     std::cout << std::left << std::setw(24) << f["remote"].get<std::string>() << std::setw(24)
               << f["guest_address"].get<std::string>() << std::setw(16)
-              << f["state"].get<std::string>() << std::setw(12) << f["stats"]["early_acks"]
-              << std::setw(12) << f["stats"]["guest_acks_suppressed"] << std::setw(10)
-              << f["stats"]["window_updates"] << f["guest"].get<std::string>() << "\n";
+              << f["state"].get<std::string>() << std::setw(12)
+              // nlohmann::json's operator<< ignores the stream's width: print the numbers.
+              << f["stats"]["early_acks"].get<std::uint64_t>() << std::setw(12)
+              << f["stats"]["guest_acks_suppressed"].get<std::uint64_t>() << std::setw(10)
+              << f["stats"]["window_updates"].get<std::uint64_t>()
+              << f["guest"].get<std::string>() << "\n";
   }
 }
 

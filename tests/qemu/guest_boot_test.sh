@@ -7,7 +7,7 @@
 #
 # Exit status: 0 pass, 1 fail, 77 skip (not root, no qemu, no /dev/net/tun, no namespaces).
 # Everything it creates (namespaces vsg-t<pid>-*, their links, the qemu process, files in
-# /tmp/vsg-t<pid>) is removed on exit, also after a failure or an interrupt.
+# /tmp/vsg-t<pid>) is removed on exit, also after a failure, an interrupt or a SIGKILL.
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -32,6 +32,16 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
+# A kill no trap sees (SIGKILL, as from a test timeout) must not leave the guest, the
+# namespaces or the files behind either: a watcher in a session of its own (a kill aimed
+# at this script's process group spares it) does the same clean-up once this script is gone.
+setsid bash -c '
+  while kill -0 "$1" 2>/dev/null; do sleep 1; done
+  source "$2/lab/guest/lib.sh"
+  VSG_RUN_ROOT=$3
+  vsg_stop g1
+  vsg_lab_down "$4"
+  rm -rf "$3"' vsg-watch $$ "$repo" "$VSG_RUN_ROOT" "$prefix" </dev/null >/dev/null 2>&1 &
 
 ip netns add "$prefix-probe" 2>/dev/null || skip "cannot create network namespaces"
 ip netns del "$prefix-probe"
