@@ -61,6 +61,8 @@ const char* KindName(datapath::DecisionObserver::Kind k) {
       return "window-update";
     case datapath::DecisionObserver::Kind::kSuppressed:
       return "suppressed";
+    case datapath::DecisionObserver::Kind::kWindowLimited:
+      return "window-limited";
   }
   return "unknown";
 }

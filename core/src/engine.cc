@@ -386,13 +386,20 @@ Verdict Engine::OnAckFromGuest(Flow& flow, const Segment& seg, const TcpOptions&
   const SeqNum ack(tcp.ack());
   const SeqNum edge = ack + (static_cast<std::uint32_t>(tcp.window()) << flow.guest_window_scale);
   auto forward = [&](Reason reason) {
+    Verdict verdict = Pass(reason);
     // The sender takes the window of an ACK no older than its SND.UNA; it ignores the
     // window of an older one (RFC 9293 §3.10.7.4), such as a D-SACK behind vSnoop's ACK.
     if (!flow.vsnoop_acked || !Before(ack, flow.vsnoop_ack)) {
-      flow.advertised_edge = Latest(flow.advertised_edge, edge);
-      flow.shown_edge = edge;
+      SeqNum shown = edge;
+      verdict.window_field = LimitedWindowField(flow, tcp, guest);
+      if (verdict.window_field) {
+        shown = ack + (static_cast<std::uint32_t>(*verdict.window_field) << flow.guest_window_scale);
+        ++counters_.guest_windows_limited;
+      }
+      flow.advertised_edge = Latest(flow.advertised_edge, shown);
+      flow.shown_edge = shown;
     }
-    return Pass(reason);
+    return verdict;
   };
   if (After(ack, flow.rcv_high)) return forward(Reason::kGuestAckBeyondData);
   flow.guest_ack = Latest(flow.guest_ack, ack);
@@ -449,6 +456,32 @@ Verdict Engine::OnAckFromGuest(Flow& flow, const Segment& seg, const TcpOptions&
   ++counters_.window_updates;
   ++flow.stats.window_updates;
   return verdict;
+}
+
+std::optional<std::uint16_t> Engine::LimitedWindowField(const Flow& flow, const wire::TcpView& tcp,
+                                                       const GuestContext& guest) const {
+  // A guest segment vSnoop forwards (data, SACK, FIN, an ACK ahead of vSnoop's) carries the
+  // guest's own window, which the sender takes. While vSnoop acknowledges for the guest,
+  // that window is held to what the early ACKs may show (WindowTarget: what the buffer can
+  // hold beyond the ACK), but never left of an edge the sender was already shown, so it
+  // never shrinks (RFC 9293 §3.8.6.2.1); rounding up to the scale keeps it there. Only on
+  // flows with SACK: the window then follows the buffer from one duplicate ACK to the next,
+  // and a sender without SACK would not count an ACK whose window changed as a duplicate
+  // (RFC 5681 §2), nor retransmit fast.
+  if (!config_.buffer_aware_window || guest.acceleration == Acceleration::kOff ||
+      !flow.vsnoop_acked || !flow.sack || !IsAccelerated(flow.state)) {
+    return std::nullopt;
+  }
+  const SeqNum ack(tcp.ack());
+  const std::uint8_t scale = flow.guest_window_scale;
+  const SeqNum edge = ack + (static_cast<std::uint32_t>(tcp.window()) << scale);
+  const SeqNum floor = Latest(WindowTarget(flow, ack, guest.room), flow.advertised_edge);
+  if (!Before(floor, edge)) return std::nullopt;
+  const std::uint32_t bytes = After(floor, ack) ? BytesBetween(ack, floor) : 0;
+  const std::uint32_t unit = std::uint32_t{1} << scale;
+  const std::uint32_t field = std::min<std::uint32_t>((bytes + unit - 1) >> scale, tcp.window());
+  if (field == tcp.window()) return std::nullopt;
+  return static_cast<std::uint16_t>(field);
 }
 
 Verdict Engine::Suppress(Flow& flow) {

@@ -144,3 +144,22 @@ bool Segment::TcpChecksumValid() const {
 }
 
 }  // namespace vsnoop
+
+namespace vsnoop {
+
+bool RewriteWindow(std::span<std::uint8_t> frame, std::uint16_t window_field,
+                   bool checksum_partial) {
+  Reason why{};
+  const std::optional<Segment> seg = ParseSegment(frame, &why);
+  if (!seg) return false;
+  const auto offset = static_cast<std::size_t>(seg->tcp.segment().data() - frame.data());
+  std::uint8_t* tcp = frame.data() + offset;
+  const std::uint16_t old_window = seg->tcp.window();
+  wire::StoreBe16(tcp + 14, window_field);
+  if (!checksum_partial) {
+    wire::StoreBe16(tcp + 16, wire::ChecksumUpdate16(seg->tcp.checksum(), old_window, window_field));
+  }
+  return true;
+}
+
+}  // namespace vsnoop

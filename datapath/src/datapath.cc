@@ -158,10 +158,13 @@ void Datapath::OnFrame(std::uint32_t in, const PacketView& packet) {
     ++counters_.frames_filtered;
     return;
   }
+  const PacketView* forward = &packet;
+  PacketView limited;
   if (in != kUplink && config_.run_engine) {
     Guest& g = GuestAt(in);
+    const Offload offload = ToOffload(packet.vnet);
     const GuestContext ctx{.id = in, .room = g.buffer.room(), .acceleration = AccelerationFor(g)};
-    const Verdict v = engine_.OnFrameFromGuest(packet.frame, ToOffload(packet.vnet), ctx, now_);
+    const Verdict v = engine_.OnFrameFromGuest(packet.frame, offload, ctx, now_);
     if (v.action == Action::kSuppress || v.action == Action::kSuppressAndAck) {
       ++g.counters.guest_acks_suppressed;
       Observe(DecisionObserver::Kind::kSuppressed, g, packet.frame);
@@ -172,17 +175,29 @@ void Datapath::OnFrame(std::uint32_t in, const PacketView& packet) {
       }
       return;
     }
+    if (v.window_field) {
+      // The guest's window would invite more than its buffer holds: a copy with the
+      // window the engine chose leaves instead (the received frame is read-only).
+      rewritten_.assign(packet.frame.begin(), packet.frame.end());
+      if (RewriteWindow(rewritten_, *v.window_field,
+                        offload.checksum == ChecksumStatus::kPartial)) {
+        limited = {rewritten_, packet.vnet};
+        forward = &limited;
+        ++g.counters.guest_windows_limited;
+        Observe(DecisionObserver::Kind::kWindowLimited, g, limited.frame);
+      }
+    }
   }
   if (!out) {
     // Flooded frames skip the engine: a unicast TCP segment that reaches several guests is
     // not one guest's to acknowledge.
     ++counters_.frames_flooded;
     for (std::uint32_t p = 0; p < PortCount(); ++p) {
-      if (p != in) Output(p, in, packet, /*run_engine=*/false);
+      if (p != in) Output(p, in, *forward, /*run_engine=*/false);
     }
     return;
   }
-  Output(*out, in, packet, /*run_engine=*/config_.run_engine);
+  Output(*out, in, *forward, /*run_engine=*/config_.run_engine);
 }
 
 void Datapath::Output(std::uint32_t out, std::uint32_t /*in*/, const PacketView& packet,

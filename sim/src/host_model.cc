@@ -75,6 +75,7 @@ InputFate HostModel::Process(wire::Bytes frame, Timestamp now, std::vector<Outpu
   auto emit = [out](Output::Kind kind, wire::Bytes bytes) {
     out->push_back(Output{kind, std::vector<std::uint8_t>(bytes.begin(), bytes.end())});
   };
+  std::vector<std::uint8_t> limited;  // the frame with its window rewritten, if it is
   const auto addresses = FrameAddresses(frame);
   std::optional<std::size_t> to;
   std::optional<std::size_t> from;
@@ -92,6 +93,11 @@ InputFate HostModel::Process(wire::Bytes frame, Timestamp now, std::vector<Outpu
     const Verdict v = engine_.OnFrameFromGuest(frame, Offload{}, ctx, now);
     if (v.has_ack()) emit(Output::Kind::kWindowUpdate, v.ack.view());
     if (!v.forwards()) return InputFate::kSuppressed;
+    if (v.window_field) {
+      // Forwarded with the window the engine chose (its checksum updated with it).
+      limited.assign(frame.begin(), frame.end());
+      if (RewriteWindow(limited, *v.window_field, /*checksum_partial=*/false)) frame = limited;
+    }
     if (!to) {
       emit(Output::Kind::kFromGuest, frame);
       return InputFate::kForwarded;

@@ -42,10 +42,12 @@ class BufferWindowTest : public ::testing::Test {
     vm_->Inject(FrameBuilder().From(guest_).To(sender_).Seq(1).Ack(1).Flags(flag::kRst).Build());
     Step();
     uplink_->Inject(FrameBuilder().From(sender_).To(guest_).Seq(1000).Flags(flag::kSyn)
-                        .Window(64240).Mss(1460).Timestamps(100, 0).WindowScale(kScale).Build());
+                        .Window(64240).Mss(1460).SackPermitted().Timestamps(100, 0)
+                        .WindowScale(kScale).Build());
     Step();
     vm_->Inject(FrameBuilder().From(guest_).To(sender_).Seq(5000).Ack(1001).Flags(flag::kSyn)
-                    .Window(65160).Mss(1460).Timestamps(200, 100).WindowScale(kScale).Build());
+                    .Window(65160).Mss(1460).SackPermitted().Timestamps(200, 100)
+                    .WindowScale(kScale).Build());
     Step();
     uplink_->Inject(FrameBuilder().From(sender_).To(guest_).Seq(1001).Ack(5001).Window(502)
                         .Timestamps(101, 200).Build());
@@ -141,6 +143,49 @@ TEST_F(BufferWindowTest, ZeroWindowReopensAfterAnOldAckWithSack) {
   bool reopened = false;
   for (const SeenAck& a : AcksToSender()) reopened |= a.ack == seq && a.window_bytes > 0;
   EXPECT_TRUE(reopened);
+}
+
+// A guest segment vSnoop must forward (here a D-SACK at vSnoop's own ACK number, after a
+// spurious retransmission) carries the guest's own window, which the sender takes: it leaves
+// with the window cut to what the buffer can hold, its checksum updated, the rest unchanged.
+TEST_F(BufferWindowTest, ForwardedGuestSegmentShowsNoMoreThanTheBufferHolds) {
+  vm_->set_send_window(0);  // the guest is off its core: frames stay in the buffer
+  std::uint32_t seq = 1001;
+  for (int i = 0; i < 10; ++i, seq += 1448) SendData(seq, 1448);
+  ASSERT_FALSE(AcksToSender().empty());
+  // The guest acknowledges everything with a 4 MiB window (32768 << 7), and SACKs a
+  // duplicate of the last 100 bytes: a D-SACK, which is news and must reach the sender.
+  GuestAck(seq, 32768, std::make_pair(seq - 100, seq));
+  const auto sent = uplink_->TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  Reason why{};
+  const auto seg = ParseSegment(sent[0].frame, &why);
+  ASSERT_TRUE(seg);
+  EXPECT_EQ(seg->tcp.ack(), seq);
+  EXPECT_TRUE(seg->TcpChecksumValid());
+  EXPECT_TRUE(seg->IpChecksumValid());
+  const std::uint32_t window = static_cast<std::uint32_t>(seg->tcp.window()) << kScale;
+  // The 1 MiB buffer holds 10 frames (about 15 KB): at most the rest, never the guest's 4 MiB.
+  EXPECT_LE(window, (1u << 20) + (1u << kScale));
+  EXPECT_GE(window, 900u * 1024);
+  EXPECT_EQ(dp_->guest(0).counters.guest_windows_limited, 1u);
+  EXPECT_EQ(dp_->engine().counters().guest_windows_limited, 1u);
+}
+
+// The same with a checksum left to offload (a guest's GSO/partial-checksum frame): the
+// window changes and the checksum field, which then holds only the pseudo-header's sum,
+// does not.
+TEST(RewriteWindow, LeavesAPartialChecksumAlone) {
+  auto frame = FrameBuilder().From(Endpoint::Parse("10.0.0.2:5001"))
+                   .To(Endpoint::Parse("10.0.0.1:40000")).Seq(1).Ack(2).Window(5000).Build();
+  Reason why{};
+  const std::uint16_t before = ParseSegment(frame, &why)->tcp.checksum();
+  ASSERT_TRUE(RewriteWindow(frame, 100, /*checksum_partial=*/true));
+  EXPECT_EQ(ParseSegment(frame, &why)->tcp.window(), 100);
+  EXPECT_EQ(ParseSegment(frame, &why)->tcp.checksum(), before);
+  ASSERT_TRUE(RewriteWindow(frame, 100, /*checksum_partial=*/false));
+  std::vector<std::uint8_t> runt(frame.begin(), frame.begin() + 20);
+  EXPECT_FALSE(RewriteWindow(runt, 100, false));
 }
 
 }  // namespace

@@ -225,8 +225,10 @@ class Transfers(VsnoopdTestCase):
     def test_ipv6_vsnoop_on_k3(self):
         self.run_flows("vsnoop", K3, [1 * MB, 16 * MB], capture=[16 * MB], ipv6=True)
 
-    @netnstest.known_bug("after one spurious retransmission the sender is shown the VM's own "
-                         "window, beyond vsnoopd's buffer")
+    @netnstest.known_bug("inject_duplicate.py does not see the flow on a loaded machine and "
+                         "times out; the engine fault it showed (a forwarded D-SACK carrying the "
+                         "VM's own window) is fixed and covered by BufferWindowTest.Forwarded"
+                         "GuestSegmentShowsNoMoreThanTheBufferHolds")
     def test_one_spurious_retransmission_keeps_the_window_within_the_buffer(self):
         # With vSnoop on, vsnoopd shows the sender a buffer-aware window: no more room
         # beyond the ACK than the VM's buffer (1 MiB) can hold, so the sender cannot overrun

@@ -40,6 +40,12 @@ class EngineHost : public HostAdapter {
     result.reason = v.reason;
     result.passed = v.forwards();
     if (v.has_ack()) result.acks.emplace_back(v.ack.view().begin(), v.ack.view().end());
+    if (result.passed && v.window_field) {
+      Frame limited = frame;
+      if (RewriteWindow(limited, *v.window_field, /*checksum_partial=*/false)) {
+        result.forwarded = std::move(limited);
+      }
+    }
     return result;
   }
 
@@ -105,6 +111,9 @@ class ModelHost : public HostAdapter {
     result.passed = fate == sim::InputFate::kForwarded;
     for (sim::Output& o : out) {
       if (o.kind == sim::Output::Kind::kWindowUpdate) result.acks.push_back(std::move(o.bytes));
+      if (o.kind == sim::Output::Kind::kFromGuest && o.bytes != frame) {
+        result.forwarded = std::move(o.bytes);
+      }
     }
     return result;
   }

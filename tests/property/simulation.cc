@@ -509,10 +509,38 @@ void Simulation::SendFromGuest(Connection& c, Frame frame) {
       findings_.Add(Check::kNoSuppressedNews, os.str());
     }
   }
-  if (result.passed) Emit(c, frame);
+  if (result.passed && result.forwarded) CheckLimitedWindow(c, *result.forwarded, frame);
+  if (result.passed) Emit(c, result.forwarded ? *result.forwarded : frame);
   for (const Frame& ack : result.acks) {
     CheckGeneratedAck(c, ack, frame, /*early=*/false);
     Emit(c, ack);
+  }
+}
+
+// A guest segment forwarded with a window vSnoop cut to the buffer: its checksums still
+// right, the rest of it as the guest sent it, its edge within the guest's, and not left of
+// an edge the sender was shown (by more than the scale's rounding).
+void Simulation::CheckLimitedWindow(Connection& c, const Frame& forwarded, const Frame& sent) {
+  const auto r = ReadTcpFrame(forwarded);
+  const auto original = ReadTcpFrame(sent, Checksums::kSkip);
+  std::ostringstream bad;
+  if (!r || !original) {
+    bad << " does not read (checksums)";
+  } else {
+    if (forwarded.size() != sent.size() || r->ack != original->ack || r->seq != original->seq ||
+        r->window > original->window) {
+      bad << " changed more than its window (or widened it)";
+    }
+    const std::uint8_t scale = c.spec.negotiated.guest_scale;
+    const std::uint32_t edge = r->ack + (static_cast<std::uint32_t>(r->window) << scale);
+    if (c.told && !SeqBefore(r->ack, c.told_ack) && SeqBefore(edge, c.shown_edge) &&
+        BytesBetween(edge, c.shown_edge) >= (1u << scale)) {
+      bad << " pulls the right edge back from " << c.shown_edge << " to " << edge;
+    }
+  }
+  if (!bad.str().empty()) {
+    findings_.Add(Check::kWindowEdges,
+                  "forwarded guest segment" + bad.str() + ": " + sim::DescribeFrame(forwarded));
   }
 }
 

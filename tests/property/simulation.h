@@ -132,6 +132,7 @@ class Simulation {
   void SendFromGuest(Connection& c, Frame frame);
   void DeliverToSender(Connection& c, Frame frame);
   void Emit(Connection& c, const Frame& frame);
+  void CheckLimitedWindow(Connection& c, const Frame& forwarded, const Frame& sent);
   struct GuestTurn {
     std::size_t max_frames = SIZE_MAX;
     int read_mode = 2;  // 0: nothing, 1: up to read_bytes, 2: everything

@@ -18,6 +18,7 @@ namespace vsnoop {
   X(early_acks, "ACKs vSnoop sent on a guest's behalf for in-order data")                  \
   X(early_acked_bytes, "bytes acknowledged by vSnoop before the guest did")                \
   X(window_updates, "stale guest ACKs replaced by a window update at vSnoop's ACK")        \
+  X(guest_windows_limited, "forwarded guest segments whose window was cut to the buffer")  \
   X(guest_acks_suppressed, "guest pure ACKs suppressed as redundant")                      \
   X(flows_created, "flows that entered the table")                                         \
   X(flows_established, "handshakes completed: flows that became ACTIVE")                   \

@@ -85,6 +85,10 @@ struct [[nodiscard]] Verdict {
   Action action = Action::kForward;
   Reason reason = Reason::kPassive;
   AckFrame ack;  // when action is kForwardAndAck or kSuppressAndAck
+  // For a guest segment that is forwarded: the TCP window field to write into it first
+  // (RewriteWindow), when the guest's own would invite the sender to send more than the
+  // guest's buffer can hold (the buffer-aware window, docs/design.md).
+  std::optional<std::uint16_t> window_field;
 
   bool forwards() const { return action == Action::kForward || action == Action::kForwardAndAck; }
   bool has_ack() const {
@@ -128,6 +132,9 @@ class Engine {
                         const detail::Arrival& arrival, const GuestContext& guest);
   Verdict OnAckFromGuest(Flow& flow, const Segment& seg, const wire::TcpOptions& opts,
                          const GuestContext& guest);
+  // The window field a forwarded guest segment should carry instead of its own, if any.
+  std::optional<std::uint16_t> LimitedWindowField(const Flow& flow, const wire::TcpView& tcp,
+                                                  const GuestContext& guest) const;
   Flow* NewFlow(const FlowKey& key, const GuestContext& guest, Timestamp now);
   void Transition(Flow& flow, FlowState to);
   // Writes an ACK of `ack` on the guest's behalf into *out, echoing ts_echo; `seen` is the

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 
 #include "vsnoop/reasons.h"
 #include "vsnoop/wire/ethernet.h"
@@ -39,5 +40,12 @@ struct Segment {
 
 // Reads a frame; on failure returns nullopt and says why (a Reason with a counter).
 std::optional<Segment> ParseSegment(wire::Bytes frame, Reason* why);
+
+// Writes `window_field` into the TCP header of `frame` (a segment ParseSegment reads) and
+// updates its TCP checksum incrementally (RFC 1624), unless the checksum is left to offload
+// (`checksum_partial`: the field then holds only the pseudo-header's sum, which the window
+// is not part of). False, and no change, if the frame does not parse.
+bool RewriteWindow(std::span<std::uint8_t> frame, std::uint16_t window_field,
+                   bool checksum_partial);
 
 }  // namespace vsnoop

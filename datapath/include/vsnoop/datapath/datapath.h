@@ -61,6 +61,7 @@ struct DatapathConfig {
   X(early_acks_coalesced, "early ACKs replaced by a later one for the same flow and burst") \
   X(window_updates, "window updates sent in place of stale guest ACKs")                  \
   X(guest_acks_suppressed, "guest ACKs suppressed")                                      \
+  X(guest_windows_limited, "guest segments forwarded with their window cut to the buffer") \
   X(gso_segmented, "GSO super-frames segmented for a port without offloads")            \
   X(disconnects, "times the guest went away (its flows were forgotten)")
 
@@ -105,7 +106,7 @@ struct BridgeCounters {
 // Sees every frame vSnoop generated or suppressed (vsnoopd's --pcap-out).
 class DecisionObserver {
  public:
-  enum class Kind : std::uint8_t { kEarlyAck, kWindowUpdate, kSuppressed };
+  enum class Kind : std::uint8_t { kEarlyAck, kWindowUpdate, kSuppressed, kWindowLimited };
   virtual ~DecisionObserver() = default;
   virtual void OnDecision(Kind kind, const std::string& guest, wire::Bytes frame,
                           Timestamp now) = 0;
@@ -194,6 +195,7 @@ class Datapath {
   FrameSink uplink_sink_;
   std::vector<OwnedPacket> scratch_;     // unoffloaded frames
   std::vector<PacketView> send_batch_;
+  std::vector<std::uint8_t> rewritten_;  // a guest frame whose window the engine limited
   // Early ACKs made while a burst from the uplink is read: sent together after it (one
   // send call), and only the latest of each flow (it acknowledges everything the earlier
   // ones did, with a window at least as far right).
