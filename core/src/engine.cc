@@ -388,8 +388,12 @@ Verdict Engine::OnAckFromGuest(Flow& flow, const Segment& seg, const TcpOptions&
   auto forward = [&](Reason reason) {
     Verdict verdict = Pass(reason);
     // The sender takes the window of an ACK no older than its SND.UNA; it ignores the
-    // window of an older one (RFC 9293 §3.10.7.4), such as a D-SACK behind vSnoop's ACK.
-    if (!flow.vsnoop_acked || !Before(ack, flow.vsnoop_ack)) {
+    // window of an older one (RFC 9293 §3.10.7.4), such as a D-SACK behind vSnoop's ACK,
+    // and drops one that acknowledges data it has not sent: beyond the edge it was ever
+    // shown (plus a probe's byte), it surely has not (a forged ACK, say).
+    const bool sender_takes_window = (!flow.vsnoop_acked || !Before(ack, flow.vsnoop_ack)) &&
+                                     !After(ack, flow.advertised_edge + 1);
+    if (sender_takes_window) {
       SeqNum shown = edge;
       verdict.window_field = LimitedWindowField(flow, tcp, guest);
       if (verdict.window_field) {
@@ -549,7 +553,13 @@ Verdict Engine::OnSyn(Flow* flow, const FlowKey& key, const Segment& seg, bool f
   const bool answers_syn = flow->guest_initiated != from_guest;
   const SeqNum ack(tcp.ack());
   if (IsAccelerated(flow->state) && answers_syn && ack == flow->syn.isn + 1 + flow->syn.payload) {
-    return Pass(Reason::kHandshake);  // a retransmitted SYN-ACK
+    // A retransmitted SYN-ACK. The guest's TSval in it is its newest: the sender takes
+    // TS.Recent from it (RFC 7323 §4.3), and early ACKs must not go behind it (§5.3).
+    if (from_guest && opts.has_timestamps &&
+        !TimestampBefore(opts.ts_value, flow->guest_ts_value)) {
+      flow->guest_ts_value = opts.ts_value;
+    }
+    return Pass(Reason::kHandshake);
   }
   if (flow->state != FlowState::kHandshake || !answers_syn) {
     flow->passive_reason = Reason::kHandshakeMismatch;
