@@ -125,6 +125,9 @@ Timestamp Datapath::NextDeadline(Timestamp now) const {
   for (const Guest& g : guests_) {
     if (!g.schedule) continue;
     if (const auto e = g.schedule->NextEvent()) deadline = std::min(deadline, *e);
+    // A blocked VM that has been given frames since its schedule last advanced (by a VM
+    // later in this step's order) wakes now, not at the next unrelated event.
+    if (g.schedule->state() == VmSchedule::State::kBlocked && !g.buffer.empty()) return now;
   }
   return std::max(deadline, now);
 }

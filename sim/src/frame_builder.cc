@@ -150,7 +150,11 @@ namespace {
 std::string AddressText(std::uint8_t family, const std::uint8_t* ip) {
   char buf[INET6_ADDRSTRLEN] = {};
   inet_ntop(family == 4 ? AF_INET : AF_INET6, ip, buf, sizeof buf);
-  return family == 4 ? std::string(buf) : "[" + std::string(buf) + "]";
+  if (family == 4) return buf;
+  std::string bracketed = "[";  // (not "[" + std::string(buf): GCC 12 -O3 warns -Wrestrict)
+  bracketed += buf;
+  bracketed += "]";
+  return bracketed;
 }
 
 std::string OptionsText(wire::Bytes bytes) {
