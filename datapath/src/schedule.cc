@@ -10,7 +10,8 @@ std::vector<std::string> Split(const std::string& s, char sep) {
   std::vector<std::string> out;
   std::string item;
   std::istringstream in(s);
-  while (std::getline(in, item, sep)) out.push_back(item);
+  while (std::getline(in, item, sep))
+    out.push_back(item);
   return out;
 }
 
@@ -68,6 +69,8 @@ std::optional<ScheduleConfig> ScheduleConfig::Parse(const std::string& text, std
       c.neighbour_run = std::chrono::milliseconds(n);
     } else if (key == "idle_us") {
       c.idle_yield = std::chrono::microseconds(n);
+    } else if (key == "wake_passes") {
+      c.wake_passes = static_cast<std::uint32_t>(n);
     } else {
       *error = "unknown schedule field '" + key + "'";
       return std::nullopt;
@@ -81,6 +84,10 @@ std::optional<ScheduleConfig> ScheduleConfig::Parse(const std::string& text, std
     *error = "turn must be between 1 and vms";
     return std::nullopt;
   }
+  if (c.wake_passes < 1 || c.wake_passes > 8) {
+    *error = "wake_passes must be between 1 and 8";
+    return std::nullopt;
+  }
   if (c.slice <= Duration::zero()) {
     *error = "slice_ms must be positive";
     return std::nullopt;
@@ -90,14 +97,15 @@ std::optional<ScheduleConfig> ScheduleConfig::Parse(const std::string& text, std
 
 std::string ScheduleConfig::ToString() const {
   std::ostringstream os;
-  os << "rr:vms=" << vms << ":slice_ms="
-     << std::chrono::duration_cast<std::chrono::milliseconds>(slice).count() << ":turn=" << turn
-     << ":neighbours=" << (neighbours == Neighbours::kBurn ? "burn" : "yield");
+  os << "rr:vms=" << vms
+     << ":slice_ms=" << std::chrono::duration_cast<std::chrono::milliseconds>(slice).count()
+     << ":turn=" << turn << ":neighbours=" << (neighbours == Neighbours::kBurn ? "burn" : "yield");
   if (neighbours == Neighbours::kYield) {
     os << ":neighbour_ms="
        << std::chrono::duration_cast<std::chrono::milliseconds>(neighbour_run).count();
   }
   os << ":idle_us=" << std::chrono::duration_cast<std::chrono::microseconds>(idle_yield).count();
+  if (wake_passes != 1) os << ":wake_passes=" << wake_passes;
   return os.str();
 }
 
@@ -115,7 +123,7 @@ VmSchedule::VmSchedule(const ScheduleConfig& config, Timestamp start) : config_(
 
 Duration VmSchedule::NeighbourTurn() const {
   return config_.neighbours == ScheduleConfig::Neighbours::kBurn ? config_.slice
-                                                                  : config_.neighbour_run;
+                                                                 : config_.neighbour_run;
 }
 
 void VmSchedule::StartRunning(Timestamp at) {
@@ -163,11 +171,13 @@ void VmSchedule::Advance(Timestamp now, bool runnable) {
       case State::kBlocked: {
         if (!runnable) return;
         // Woken at `now`: neighbours have been taking turns since the VM blocked. It waits
-        // for the current turn to end, then for the other k-2 neighbours.
+        // for the current turn to end, then for the other k-2 neighbours; with more than one
+        // wake pass, for whole further rounds of the k-1 neighbours.
         const Duration turn = NeighbourTurn();
         const Duration into = (now - since_) % turn;
         state_ = State::kQueued;
-        until_ = now + (turn - into) + turn * (config_.vms - 2);
+        until_ = now + (turn - into) + turn * (config_.vms - 2) +
+                 turn * ((config_.vms - 1) * (config_.wake_passes - 1));
         since_ = now;
         continue;
       }

@@ -8,7 +8,8 @@ The payload is pseudorandom from --seed, so the receiver's SHA-256 can be checke
 the one printed here. The flow completion time runs from connect() to the receiver
 closing its side after it has read every byte (the sink closes on EOF), so it includes
 the delivery of the last byte. While the flow runs, TCP_INFO is sampled every 5 ms for the
-sender's smoothed RTT, congestion window and retransmissions. Prints one JSON object.
+sender's smoothed RTT, congestion window and retransmissions. Prints one JSON object; its
+times t_connect and t_done are CLOCK_MONOTONIC seconds, comparable with other processes'.
 """
 import argparse
 import hashlib
@@ -64,6 +65,7 @@ def main():
     data = random.Random(a.seed).randbytes(a.bytes)
     digest = hashlib.sha256(data).hexdigest()
     sock, t0 = connect(a.to, a.port, a.cc, a.timeout)
+    local_port = sock.getsockname()[1]
     sock.settimeout(a.timeout)
     samples = []
     done = threading.Event()
@@ -90,10 +92,13 @@ def main():
     sampler.join()
     rtts = [s["rtt_us"] for s in samples if s["rtt_us"] > 0] or [final["rtt_us"]]
     seconds = t1 - t0
+    ordered = sorted(rtts)
     print(json.dumps({
         "bytes": a.bytes, "sha256": digest, "seconds": seconds,
-        "mbps": a.bytes * 8 / seconds / 1e6,
+        "mbps": a.bytes * 8 / seconds / 1e6, "local_port": local_port,
+        "t_connect": t0, "t_done": t1,
         "rtt_ms_mean": sum(rtts) / len(rtts) / 1000, "rtt_ms_max": max(rtts) / 1000,
+        "rtt_ms_median": ordered[len(ordered) // 2] / 1000,
         "min_rtt_ms": final["min_rtt_us"] / 1000, "retransmits": final["total_retrans"],
         "cwnd_max": max([s["cwnd"] for s in samples] or [final["cwnd"]]),
         "snd_wscale": final["snd_wscale"], "samples": len(samples), "cc": a.cc or "default",

@@ -188,12 +188,12 @@ vsg_start() {
   started=$(date +%s%N)
   VSG_STARTING_ID=$id # lets a caller's trap stop a guest that is still booting
   if ! "${launcher[@]}" qemu-system-x86_64 \
-    -name "vsg-$id" -accel tcg -cpu "$cpu_model" -smp 1 -m "$mem" \
+    -name "vsg-$id,debug-threads=on" -accel tcg -cpu "$cpu_model" -smp 1 -m "$mem" \
     -nodefaults -no-user-config -display none -no-reboot \
     -chardev "socket,id=console,path=$dir/serial.sock,server=on,wait=off,logfile=$dir/console.log" \
     -serial chardev:console \
     -kernel "$VSG_IMAGE_DIR/vmlinuz" -initrd "$VSG_IMAGE_DIR/initrd.cpio.gz" -append "$append" \
-    -netdev "$netdev" -device "virtio-net-pci,netdev=net0,mac=$mac" \
+    -netdev "$netdev" -device "virtio-net-pci,netdev=net0,mac=$mac${VSNOOP_GUEST_NIC_OPTS:+,$VSNOOP_GUEST_NIC_OPTS}" \
     -pidfile "$dir/qemu.pid" -daemonize 2>"$dir/qemu.err"; then
     vsg_log "qemu failed to start guest $id: $(cat "$dir/qemu.err")"
     vsg_stop "$id" >/dev/null 2>&1
@@ -206,9 +206,12 @@ vsg_start() {
   if [[ $net == stream:* ]]; then
     # qemu 7.2 connects once, after it has daemonised, and reports a failure nowhere we can
     # read: the guest would boot with a dead NIC. Wait for its connected unix stream socket
-    # (during start-up it has no other: the console socket only listens).
+    # (during start-up it has no other: the console socket only listens). Unix sockets are
+    # listed per network namespace: look in qemu's.
     local tries=0
-    until ss -xpn state established 2>/dev/null | grep -F "pid=$pid," >/dev/null; do
+    local -a ss_in=()
+    [[ -n $netns ]] && ss_in=(ip netns exec "$netns")
+    until "${ss_in[@]}" ss -xpn state established 2>/dev/null | grep -F "pid=$pid," >/dev/null; do
       if ((tries++ >= 50)); then
         vsg_log "qemu did not connect to $sock within 5 s (is its server listening?)"
         vsg_stop "$id" >/dev/null 2>&1; VSG_STARTING_ID=""; return 1

@@ -15,6 +15,7 @@ import tempfile
 
 from . import paths
 from .netns import Topology, run, wait_for
+from .observe import control_request
 
 MODES = ("vsnoop", "vsnoop-off", "bridge")
 
@@ -48,6 +49,17 @@ class Vsnoopd:
         out = run([paths.VSNOOPCTL, "--control", self.control, "--json", *args])
         return json.loads(out)
 
+    def request(self, **request):
+        """One control request, spoken directly (no vsnoopctl process)."""
+        reply = control_request(self.control, request)
+        if "error" in reply:
+            raise RuntimeError(f"vsnoopd: {reply['error']}")
+        return reply
+
+    def set_vsnoop(self, on):
+        """Switches acceleration for every guest at run time (the engine keeps observing)."""
+        self.request(cmd="set", vsnoop="on" if on else "off")
+
     def stats(self):
         return self.ctl("stats")
 
@@ -64,7 +76,7 @@ class EmulatedHost:
     def __init__(self, topo, mode="vsnoop", vms=1, slice_ms=30, neighbours="burn", idle_us=None, guests=1,
                  buffer_bytes=None, buffer_frames=None, ipv6=False, offloads=True,
                  guest_sysctls=None, sender_sysctls=None, extra_args=(), pcap_out=None,
-                 vsnoopd_cpu=0):
+                 vsnoopd_cpu=0, sched_extra=""):
         assert mode in MODES, mode
         self.topo = topo
         self.mode = mode
@@ -83,6 +95,7 @@ class EmulatedHost:
             for k, v in (sysctls or {}).items():
                 ns.sysctl(k, v)
         self.vsnoopd = None
+        self.guest_names = []  # vsnoopd names each guest by its spec as written
         if mode == "bridge":
             self.host.ip("link", "add", "br0", "type", "bridge")
             for port in ["up0"] + [f"vm{i}" for i in range(1, guests + 1)]:
@@ -96,7 +109,10 @@ class EmulatedHost:
                     spec += f",sched=rr:vms={vms}:slice_ms={slice_ms}:turn=1:neighbours={neighbours}"
                     if idle_us is not None:
                         spec += f":idle_us={idle_us}"
+                    if sched_extra:
+                        spec += f":{sched_extra}"
                 args += ["--guest", spec]
+                self.guest_names.append(spec)
             if buffer_bytes:
                 args += ["--buffer-bytes", str(buffer_bytes)]
             if buffer_frames:

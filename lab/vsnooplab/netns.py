@@ -20,6 +20,9 @@ def _close_all(*_):
 
 
 def _on_signal(signum, frame):
+    # A second Ctrl-C while cleaning up must not leave half of it undone.
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
     _close_all()
     raise SystemExit(128 + signum)
 

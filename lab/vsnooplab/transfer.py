@@ -29,15 +29,18 @@ class TransferError(AssertionError):
     pass
 
 
-def send(ns, to, nbytes, port=5001, seed=1, cc="cubic", timeout=120, cpu=None):
-    """Runs one flow from ns to `to`; returns flowsend's report."""
+def send(ns, to, nbytes, port=5001, seed=1, cc="cubic", timeout=120, cpu=None,
+         total_timeout=None):
+    """Runs one flow from ns to `to`; returns flowsend's report. `timeout` bounds each socket
+    operation (a flow that makes no progress for that long has stalled); `total_timeout`
+    bounds the whole flow (default: timeout + 30 s)."""
     argv = [paths.PYTHON, paths.FLOWSEND, "--to", to, "--port", str(port), "--bytes", str(nbytes),
             "--seed", str(seed), "--timeout", str(timeout)]
     if cc:
         argv += ["--cc", cc]
     if cpu is not None:
         argv = ["taskset", "-c", str(cpu)] + argv
-    out = ns.exec(*argv, timeout=timeout + 30)
+    out = ns.exec(*argv, timeout=total_timeout or timeout + 30)
     return json.loads(out)
 
 

@@ -11,17 +11,17 @@ using std::chrono::milliseconds;
 
 ScheduleConfig Rr(std::uint32_t vms, std::uint32_t turn) {
   std::string error;
-  auto c = ScheduleConfig::Parse("rr:vms=" + std::to_string(vms) + ":slice_ms=30:turn=" +
-                                     std::to_string(turn),
-                                 &error);
+  auto c = ScheduleConfig::Parse(
+      "rr:vms=" + std::to_string(vms) + ":slice_ms=30:turn=" + std::to_string(turn), &error);
   EXPECT_TRUE(c.has_value()) << error;
   return *c;
 }
 
 TEST(ScheduleConfig, ParsesAndRejects) {
   std::string error;
-  auto c = ScheduleConfig::Parse("rr:vms=3:slice_ms=10:turn=2:neighbours=yield:neighbour_ms=2:idle_us=250",
-                                 &error);
+  auto c = ScheduleConfig::Parse(
+      "rr:vms=3:slice_ms=10:turn=2:neighbours=yield:neighbour_ms=2:idle_us=250:wake_passes=2",
+      &error);
   ASSERT_TRUE(c.has_value()) << error;
   EXPECT_EQ(c->vms, 3u);
   EXPECT_EQ(c->turn, 2u);
@@ -29,9 +29,11 @@ TEST(ScheduleConfig, ParsesAndRejects) {
   EXPECT_EQ(c->neighbours, ScheduleConfig::Neighbours::kYield);
   EXPECT_EQ(c->neighbour_run, milliseconds(2));
   EXPECT_EQ(c->idle_yield, microseconds(250));
+  EXPECT_EQ(c->wake_passes, 2u);
   EXPECT_EQ(ScheduleConfig::Parse(c->ToString(), &error)->ToString(), c->ToString());
   for (const char* bad : {"fifo:vms=2", "rr:vms=0", "rr:vms=2:turn=3", "rr:vms=2:slice_ms=x",
-                          "rr:vms=2:bogus=1", "rr:vms=2:neighbours=sleep", "rr:slice_ms=0"}) {
+                          "rr:vms=2:bogus=1", "rr:vms=2:neighbours=sleep", "rr:slice_ms=0",
+                          "rr:vms=2:wake_passes=0", "rr:vms=2:wake_passes=9"}) {
     EXPECT_FALSE(ScheduleConfig::Parse(bad, &error).has_value()) << bad;
     EXPECT_FALSE(error.empty());
   }
@@ -86,10 +88,50 @@ TEST(VmSchedule, IdleGuestBlocksAndWaitsForNeighboursWhenWoken) {
   EXPECT_TRUE(s.running());
 }
 
+TEST(VmSchedule, DefaultConfigPrintsNoWakePasses) {
+  // The Xen-like default keeps the text other tools and logs already show.
+  EXPECT_EQ(Rr(3, 1).ToString(), "rr:vms=3:slice_ms=30:turn=1:neighbours=burn:idle_us=500");
+}
+
+TEST(VmSchedule, ExtraWakePassesWaitWholeRoundsOfNeighbours) {
+  // A qemu VM whose I/O thread shares the core: woken, it waits for the I/O thread's turn
+  // (behind the running neighbour and the other one), then queues its vCPU behind both
+  // neighbours again.
+  ScheduleConfig c = Rr(3, 1);
+  c.idle_yield = microseconds(0);
+  c.wake_passes = 2;
+  VmSchedule s(c, Timestamp(0));
+  s.Advance(milliseconds(1), false);  // nothing to do since 0: blocked at 0
+  EXPECT_EQ(s.state(), VmSchedule::State::kBlocked);
+  // Woken 11 ms into the first neighbour's turn: 19 + 30 ms for the first pass, then
+  // 2 x 30 ms for the second.
+  s.Advance(milliseconds(11), true);
+  ASSERT_TRUE(s.NextEvent().has_value());
+  EXPECT_EQ(*s.NextEvent(), milliseconds(11 + 19 + 30 + 60));
+  s.Advance(milliseconds(119), true);
+  EXPECT_FALSE(s.running());
+  s.Advance(milliseconds(120), true);
+  EXPECT_TRUE(s.running());
+  EXPECT_EQ(s.turns(), 2u);
+}
+
+TEST(VmSchedule, WakePassesDoNotDelayAPreemptedGuest) {
+  // A busy guest preempted at the end of its slice is still runnable: it waits for one
+  // round of the neighbours only, whatever wake_passes says.
+  ScheduleConfig c = Rr(2, 1);
+  c.wake_passes = 3;
+  VmSchedule s(c, Timestamp(0));
+  s.NoteActivity(milliseconds(29));
+  s.Advance(milliseconds(30), true);
+  EXPECT_FALSE(s.running());
+  s.Advance(milliseconds(60), true);
+  EXPECT_TRUE(s.running());
+}
+
 TEST(VmSchedule, YieldingNeighboursGiveTheCoreBackSoon) {
   std::string error;
-  auto c = ScheduleConfig::Parse("rr:vms=4:slice_ms=30:turn=1:neighbours=yield:neighbour_ms=1",
-                                 &error);
+  auto c =
+      ScheduleConfig::Parse("rr:vms=4:slice_ms=30:turn=1:neighbours=yield:neighbour_ms=1", &error);
   ASSERT_TRUE(c.has_value());
   VmSchedule s(*c, Timestamp(0));
   s.Advance(milliseconds(30), true);  // slice used up, still busy: queued behind 3 x 1 ms

@@ -13,6 +13,10 @@
 //   - A blocked guest becomes runnable when a frame arrives for it or its own stack has
 //     something to send (a timer fired). Like a woken SCHED_RR task, it queues behind every
 //     neighbour: it waits for the running neighbour's turn to end and for the others'.
+//   - `wake_passes` > 1 makes that wait longer by whole rounds of the neighbours: a qemu VM
+//     whose I/O thread shares the core must first wait for that thread's turn (it moves the
+//     frame into the guest and raises the interrupt) and only then queues its vCPU behind
+//     the neighbours again. 1 is the Xen-like case (the backend runs on another core).
 #pragma once
 
 #include <cstdint>
@@ -26,14 +30,16 @@ namespace vsnoop::datapath {
 struct ScheduleConfig {
   enum class Neighbours : std::uint8_t { kBurn, kYield };
 
-  std::uint32_t vms = 1;       // k: VMs sharing the core, this one included
-  std::uint32_t turn = 1;      // 1..k: this VM's place in the first round
+  std::uint32_t vms = 1;   // k: VMs sharing the core, this one included
+  std::uint32_t turn = 1;  // 1..k: this VM's place in the first round
   Duration slice = std::chrono::milliseconds(30);
   Neighbours neighbours = Neighbours::kBurn;
   Duration neighbour_run = std::chrono::milliseconds(1);  // per turn, when they yield
   Duration idle_yield = std::chrono::microseconds(500);
+  std::uint32_t wake_passes = 1;  // rounds of the neighbours a woken VM waits through
 
-  // "rr:vms=3:slice_ms=30:turn=2[:neighbours=burn|yield][:neighbour_ms=1][:idle_us=500]"
+  // "rr:vms=3:slice_ms=30:turn=2[:neighbours=burn|yield][:neighbour_ms=1][:idle_us=500]
+  //  [:wake_passes=1]"
   static std::optional<ScheduleConfig> Parse(const std::string& text, std::string* error);
   std::string ToString() const;
 };
@@ -41,9 +47,9 @@ struct ScheduleConfig {
 class VmSchedule {
  public:
   enum class State : std::uint8_t {
-    kRunning,   // on the core
-    kQueued,    // runnable, waiting for its turn
-    kBlocked,   // nothing to do: neighbours run
+    kRunning,  // on the core
+    kQueued,   // runnable, waiting for its turn
+    kBlocked,  // nothing to do: neighbours run
   };
 
   VmSchedule(const ScheduleConfig& config, Timestamp start);
@@ -70,8 +76,8 @@ class VmSchedule {
 
   ScheduleConfig config_;
   State state_ = State::kBlocked;
-  Timestamp since_{0};          // start of the current state
-  Timestamp until_{0};          // kRunning: end of slice; kQueued: start of the turn
+  Timestamp since_{0};  // start of the current state
+  Timestamp until_{0};  // kRunning: end of slice; kQueued: start of the turn
   Timestamp last_activity_{0};
   std::uint64_t turns_ = 0;
   Duration time_running_{0};
