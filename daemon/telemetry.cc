@@ -138,7 +138,7 @@ nlohmann::json StatsJson(const Datapath& dp, Timestamp /*now*/) {
 nlohmann::json FlowsJson(const Datapath& dp, std::size_t limit,
                          const std::optional<std::string>& guest, Timestamp now) {
   nlohmann::json flows = nlohmann::json::array();
-  dp.engine().flows().ForEach([&](const Flow& f) {
+  auto add = [&](const Flow& f) {
     if (flows.size() >= limit) return;
     const std::string guest_name = f.guest >= 1 && f.guest <= dp.guest_count()
                                        ? dp.guest(f.guest - 1).name
@@ -172,6 +172,13 @@ nlohmann::json FlowsJson(const Datapath& dp, std::size_t limit,
           {"window_updates", f.stats.window_updates},
           {"guest_acks_suppressed", f.stats.guest_acks_suppressed},
           {"no_room", f.stats.no_room}}}});
+  };
+  // Accelerated flows first: with a limit, the flows being helped are the ones to see.
+  dp.engine().flows().ForEach([&](const Flow& f) {
+    if (IsAccelerated(f.state)) add(f);
+  });
+  dp.engine().flows().ForEach([&](const Flow& f) {
+    if (!IsAccelerated(f.state)) add(f);
   });
   return flows;
 }
