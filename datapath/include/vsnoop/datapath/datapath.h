@@ -122,6 +122,10 @@ class Datapath {
   // Receives what is ready, forwards it, delivers buffered frames to guests on their core,
   // and advances the emulated schedules.
   void Step(Timestamp now);
+  // For shutdown: delivers what the guests' buffers hold (early-acknowledged data among
+  // it) to every attached guest, scheduled or not, without reading anything new. Returns
+  // the bytes still buffered; call again when the ports can send (CollectWaits).
+  std::uint64_t Drain();
   // The latest time by which Step must run again even if no descriptor becomes ready.
   Timestamp NextDeadline(Timestamp now) const;
   // The descriptors Step wants to hear about now (POLLIN/POLLOUT).
