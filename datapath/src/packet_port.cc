@@ -221,7 +221,25 @@ bool PacketPort::Setup(std::string* error) {
 }
 
 std::size_t PacketPort::ReceiveBurst(std::size_t max, const FrameSink& sink) {
-  return options_.ring_version == RingVersion::kV3 ? ReceiveV3(max, sink) : ReceiveV2(max, sink);
+  const std::size_t n =
+      options_.ring_version == RingVersion::kV3 ? ReceiveV3(max, sink) : ReceiveV2(max, sink);
+  // A socket error makes every poll return at once: the loop then calls here again and
+  // again with nothing to read, and the check (two system calls) runs soon enough.
+  if (n == 0 && ++empty_receives_ % 64 == 0) CheckInterface();
+  return n;
+}
+
+void PacketPort::CheckInterface() {
+  // When the interface goes down or away, the kernel sets an error on the socket (ENETDOWN)
+  // and polls report POLLERR until it is read: read it, or the event loop would spin. An
+  // interface that no longer exists under our index (a VM's namespace deleted with its
+  // veth) will not come back: the port is gone.
+  pollfd p{fd_, 0, 0};
+  if (poll(&p, 1, 0) != 1 || (p.revents & POLLERR) == 0) return;
+  int error = 0;
+  socklen_t length = sizeof error;
+  getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length);
+  if (static_cast<int>(if_nametoindex(name().c_str())) != ifindex_) gone_ = true;
 }
 
 bool PacketPort::ReceivePending() const {
@@ -381,6 +399,7 @@ std::size_t PacketPort::SendBurst(std::span<const PacketView> frames) {
       break;
     }
     // The frame itself was refused (EMSGSIZE, EINVAL for a bad vnet header, ENETDOWN, ...).
+    if (errno == ENXIO || errno == ENODEV) gone_ = true;  // the interface no longer exists
     ++stats_.tx_errors;
     ++taken;
   }

@@ -233,7 +233,6 @@ def vm_namespace_deleted(quick):
         flows_gone = [f for f in vsnoopd.ctl("flows", "--limit", "100000")["flows"]
                       if f["guest"] == stats["guests"][0]["name"]]
         r["gone_vm_flows_left"] = [(f["state"], f["remote"]) for f in flows_gone]
-        r["known_issues"]["gone_vm_flows_cleaned_up"] = "veth-guest-gone"
         c["gone_vm_flows_cleaned_up"] = not flows_gone
         sent2, got2 = s2.stop()
         # With no traffic left, vsnoopd must sleep in poll: a port whose interface vanished
@@ -243,7 +242,6 @@ def vm_namespace_deleted(quick):
         time.sleep(2)
         cpu_used = cpu_seconds(pid) - cpu_before
         r["vsnoopd_cpu_seconds_in_2s_idle"] = round(cpu_used, 2)
-        r["known_issues"]["vsnoopd_idle_after_vm_gone"] = "veth-guest-gone"
         c["vsnoopd_idle_after_vm_gone"] = cpu_used < 0.2
         c["other_vm_transfer_intact"] = stream_ok(sent2, got2)
         # VM 1 comes back: a new namespace with the same interface names and address.
@@ -261,7 +259,7 @@ def vm_namespace_deleted(quick):
         except Exception as e:  # the transfer could not reach the new VM
             r["came_back_error"] = f"{type(e).__name__}: {str(e)[:200]}"
             came_back = False
-        r["known_issues"]["vm_comes_back_accelerated"] = "veth-guest-gone"
+        r["known_issues"]["vm_comes_back_accelerated"] = "veth-guest-not-reattached"
         c["vm_comes_back_accelerated"] = came_back and \
             vsnoopd.stats()["guests"][0]["counters"]["early_acks"] > early_before
         stats = vsnoopd.stats()

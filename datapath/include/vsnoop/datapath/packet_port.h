@@ -87,6 +87,8 @@ class PacketPort final : public Port {
   std::size_t SendBurst(std::span<const PacketView> frames) override;
   // False after SendBurst stopped for lack of room, until the socket polls writable.
   bool CanSend() const override;
+  // False once the interface is gone (deleted, or replaced by another of the same name).
+  bool IsConnected() const override { return !gone_; }
   bool SupportsOffload() const override { return options_.vnet_headers == VnetHeaders::kOn; }
   // Reads the ring's status word: no system call.
   bool ReceivePending() const override;
@@ -113,10 +115,13 @@ class PacketPort final : public Port {
                std::uint32_t status, std::uint16_t vlan_tci, std::uint16_t vlan_tpid,
                const FrameSink& sink);
   void ReadKernelStats() const;
+  void CheckInterface();
 
   PacketPortOptions options_;
   int fd_ = -1;
   int ifindex_ = 0;
+  bool gone_ = false;
+  std::uint64_t empty_receives_ = 0;
 
   // The mmapped receive ring.
   std::uint8_t* ring_ = nullptr;
