@@ -229,7 +229,7 @@ std::size_t PacketPort::ReceiveBurst(std::size_t max, const FrameSink& sink) {
   return n;
 }
 
-void PacketPort::CheckInterface() {
+void PacketPort::CheckInterface() const {
   // When the interface goes down or away, the kernel sets an error on the socket (ENETDOWN)
   // and polls report POLLERR until it is read: read it, or the event loop would spin. An
   // interface that no longer exists under our index (a VM's namespace deleted with its
@@ -251,7 +251,11 @@ bool PacketPort::ReceivePending() const {
       options_.ring_version == RingVersion::kV3
           ? reinterpret_cast<const tpacket_block_desc*>(unit)->hdr.bh1.block_status
           : reinterpret_cast<const tpacket2_hdr*>(unit)->tp_status;
-  return (LoadStatus(status) & TP_STATUS_USER) != 0;
+  const bool pending = (LoadStatus(status) & TP_STATUS_USER) != 0;
+  // Asked every step for a VM that is off its core, whose port is not read meanwhile: a
+  // socket error would otherwise wake the loop for ever without being looked at.
+  if (!pending && ++empty_receives_ % 64 == 0) CheckInterface();
+  return pending;
 }
 
 std::size_t PacketPort::ReceiveV3(std::size_t max, const FrameSink& sink) {

@@ -115,13 +115,13 @@ class PacketPort final : public Port {
                std::uint32_t status, std::uint16_t vlan_tci, std::uint16_t vlan_tpid,
                const FrameSink& sink);
   void ReadKernelStats() const;
-  void CheckInterface();
+  void CheckInterface() const;
 
   PacketPortOptions options_;
   int fd_ = -1;
   int ifindex_ = 0;
-  bool gone_ = false;
-  std::uint64_t empty_receives_ = 0;
+  mutable bool gone_ = false;  // CheckInterface runs from the const ReceivePending too
+  mutable std::uint64_t empty_receives_ = 0;
 
   // The mmapped receive ring.
   std::uint8_t* ring_ = nullptr;
