@@ -80,7 +80,8 @@ bool Datapath::SetGuestAcceleration(const std::string& name, bool on) {
 
 void Datapath::Step(Timestamp now) {
   now_ = now;
-  if (now - last_housekeeping_ >= kHousekeeping) {
+  const bool housekeeping = now - last_housekeeping_ >= kHousekeeping;
+  if (housekeeping) {
     last_housekeeping_ = now;
     engine_.ExpireIdle(now);
     mac_.Expire(now);
@@ -88,8 +89,13 @@ void Datapath::Step(Timestamp now) {
   for (std::uint32_t i = 0; i < guests_.size(); ++i) {
     Guest& g = guests_[i];
     if (g.port->listen_fd() >= 0) g.port->Accept();
-    const bool connected = g.port->IsConnected();
+    bool connected = g.port->IsConnected();
     if (g.was_connected && !connected) OnGuestGone(i + 1);
+    // Only after the old VM's flows are forgotten may its interface's successor attach.
+    if (!connected && housekeeping && g.port->Reattach()) {
+      ++g.counters.reattaches;
+      connected = true;
+    }
     g.was_connected = connected;
   }
 
@@ -236,6 +242,12 @@ void Datapath::ToGuest(std::uint32_t out, const PacketView& packet, bool run_eng
 void Datapath::PlaceForGuest(Guest& g, std::uint32_t out, const PacketView& packet,
                              bool run_engine) {
   ++g.counters.frames_to_guest;
+  if (!g.port->Fits(packet)) {
+    // The port would refuse it (longer than the guest interface's MTU): the VM can never
+    // have it, so the engine must not see it, let alone acknowledge it.
+    ++g.counters.frames_dropped_too_big;
+    return;
+  }
   Verdict v;
   if (run_engine) {
     const GuestContext ctx{.id = out, .room = g.buffer.RoomFor(packet.frame.size()),
@@ -245,11 +257,17 @@ void Datapath::PlaceForGuest(Guest& g, std::uint32_t out, const PacketView& pack
   // A guest on its core with nothing queued takes the frame straight from the port it
   // came in on (cut-through: no copy into the buffer). Delivered is as good as placed: the
   // early ACK may follow. Otherwise the frame waits in the buffer.
+  const std::uint64_t refused_before = g.counters.frames_refused;
   if (Running(g) && g.buffer.empty() && g.port->IsConnected() && g.port->CanSend() &&
-      g.port->SendBurst({&packet, 1}) == 1) {
-    ++g.counters.frames_delivered;
-    g.counters.bytes_delivered += packet.frame.size();
+      SendToGuest(g, {&packet, 1}) == 1) {
     if (g.schedule) g.schedule->NoteActivity(now_);
+    if (g.counters.frames_refused != refused_before && v.has_ack()) {
+      // Fits() said yes and the kernel said no (an MTU lowered at run time, say): the VM
+      // does not have these bytes. Their ACK is withheld, but the engine has counted them
+      // in and a later ACK of the flow would cover them: the counter is the alarm.
+      ++g.counters.early_acks_withheld;
+      return;
+    }
   } else if (!g.buffer.Push(packet)) {
     ++g.counters.frames_dropped_no_room;
     if (v.has_ack()) {
@@ -385,12 +403,22 @@ void Datapath::Deliver(Guest& g) {
     const std::uint32_t n =
         std::min<std::uint32_t>(g.buffer.frames(), static_cast<std::uint32_t>(config_.burst));
     for (std::uint32_t i = 0; i < n; ++i) send_batch_.push_back(g.buffer.At(i));
-    const std::size_t sent = g.port->SendBurst(send_batch_);
-    for (std::size_t i = 0; i < sent; ++i) g.counters.bytes_delivered += send_batch_[i].frame.size();
-    g.counters.frames_delivered += sent;
+    const std::size_t sent = SendToGuest(g, send_batch_);
     g.buffer.Pop(static_cast<std::uint32_t>(sent));
     if (sent < n) break;
   }
+}
+
+std::size_t Datapath::SendToGuest(Guest& g, std::span<const PacketView> frames) {
+  const std::uint64_t refused_before = g.port->tx_refused();
+  const std::size_t taken = g.port->SendBurst(frames);
+  const std::uint64_t refused = g.port->tx_refused() - refused_before;
+  // Refused frames are rare (Fits() keeps out the ones a port is known to refuse); their
+  // bytes are counted as delivered, which keeps this free of a per-frame check.
+  for (std::size_t i = 0; i < taken; ++i) g.counters.bytes_delivered += frames[i].frame.size();
+  g.counters.frames_delivered += taken - refused;
+  g.counters.frames_refused += refused;
+  return taken;
 }
 
 std::uint64_t Datapath::Drain() {

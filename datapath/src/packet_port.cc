@@ -76,9 +76,32 @@ bool IsOffloadOnlyFrame(const VnetHeader& vnet) {
 PacketPort::PacketPort(std::string ifname, const PacketPortOptions& options)
     : Port(std::move(ifname)), options_(options) {}
 
-PacketPort::~PacketPort() {
+PacketPort::~PacketPort() { Close(); }
+
+void PacketPort::Close() {
   if (ring_ != nullptr) munmap(ring_, ring_bytes_);
   if (fd_ >= 0) close(fd_);
+  ring_ = nullptr;
+  fd_ = -1;
+}
+
+bool PacketPort::Reattach() {
+  if (!gone_ || if_nametoindex(name().c_str()) == 0) return false;
+  Close();
+  // The new interface's ring starts at its first unit; nothing of the old one is kept.
+  current_unit_ = 0;
+  frames_done_in_block_ = 0;
+  next_frame_offset_ = 0;
+  empty_receives_ = 0;
+  tx_blocked_ = false;
+  link_down_ = false;
+  std::string why;
+  if (!Setup(&why)) {
+    Close();  // half set up: stays gone, and the next call tries again
+    return false;
+  }
+  gone_ = false;
+  return true;
 }
 
 std::unique_ptr<PacketPort> PacketPort::Open(const std::string& ifname,
@@ -119,6 +142,10 @@ bool PacketPort::Setup(std::string* error) {
   }
   if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) {
     *error = "interface " + ifname + " is not an Ethernet interface";
+    return false;
+  }
+  if (!ReadMtu()) {
+    *error = Errno("SIOCGIFMTU");
     return false;
   }
 
@@ -221,6 +248,7 @@ bool PacketPort::Setup(std::string* error) {
 }
 
 std::size_t PacketPort::ReceiveBurst(std::size_t max, const FrameSink& sink) {
+  if (ring_ == nullptr) return 0;
   const std::size_t n =
       options_.ring_version == RingVersion::kV3 ? ReceiveV3(max, sink) : ReceiveV2(max, sink);
   // A socket error makes every poll return at once: the loop then calls here again and
@@ -242,7 +270,35 @@ void PacketPort::CheckInterface() const {
   if (static_cast<int>(if_nametoindex(name().c_str())) != ifindex_) gone_ = true;
 }
 
+bool PacketPort::ReadMtu() {
+  ifreq ifr{};
+  std::memcpy(ifr.ifr_name, name().c_str(), name().size() + 1);
+  if (ioctl(fd_, SIOCGIFMTU, &ifr) != 0) return false;
+  mtu_ = static_cast<std::size_t>(ifr.ifr_mtu);
+  return true;
+}
+
+bool PacketPort::InterfaceUp() const {
+  ifreq ifr{};
+  std::memcpy(ifr.ifr_name, name().c_str(), name().size() + 1);
+  if (ioctl(fd_, SIOCGIFFLAGS, &ifr) != 0) {
+    if (errno == ENODEV || errno == ENXIO) gone_ = true;
+    return false;
+  }
+  return (ifr.ifr_flags & IFF_UP) != 0;
+}
+
+bool PacketPort::Fits(const PacketView& frame) const {
+  if (options_.vnet_headers == VnetHeaders::kOn && frame.vnet.is_gso()) return true;
+  // packet_snd in the kernel: MTU plus the link header, plus one 802.1Q tag when the
+  // frame carries one.
+  const std::span<const std::uint8_t> f = frame.frame;
+  const bool tagged = f.size() >= 14 && f[12] == 0x81 && f[13] == 0x00;
+  return f.size() <= mtu_ + 14 + (tagged ? kVlanTagBytes : 0);
+}
+
 bool PacketPort::ReceivePending() const {
+  if (ring_ == nullptr) return false;  // gone, and not attached again yet
   const std::uint8_t* unit = options_.ring_version == RingVersion::kV3
                                  ? ring_ + current_unit_ * unit_bytes_
                                  : ring_ + current_unit_ / v2_frames_per_block_ * v2_block_bytes_ +
@@ -348,6 +404,7 @@ void PacketPort::Deliver(const std::uint8_t* mac, std::uint32_t snaplen, std::ui
 }
 
 std::size_t PacketPort::SendBurst(std::span<const PacketView> frames) {
+  if (fd_ < 0) return 0;
   const bool vnet_on = options_.vnet_headers == VnetHeaders::kOn;
   VirtioNetHeader headers[kSendBatch];
   iovec iovecs[kSendBatch][2];
@@ -402,8 +459,17 @@ std::size_t PacketPort::SendBurst(std::span<const PacketView> frames) {
       ++packet_stats_.tx_blocked;
       break;
     }
-    // The frame itself was refused (EMSGSIZE, EINVAL for a bad vnet header, ENETDOWN, ...).
+    if (errno == ENETDOWN) {
+      // The interface is down (an operator's `ip link set down`, or the first step of its
+      // deletion): its frames wait, as for a VM off its core. Some may have been
+      // acknowledged early, and the interface may come back up.
+      link_down_ = true;
+      ++packet_stats_.tx_link_down;
+      break;
+    }
+    // The frame itself was refused (EMSGSIZE, EINVAL for a bad vnet header, ...).
     if (errno == ENXIO || errno == ENODEV) gone_ = true;  // the interface no longer exists
+    if (errno == EMSGSIZE) ReadMtu();  // the MTU was lowered: Fits() should say so
     ++stats_.tx_errors;
     ++taken;
   }
@@ -411,6 +477,10 @@ std::size_t PacketPort::SendBurst(std::span<const PacketView> frames) {
 }
 
 bool PacketPort::CanSend() const {
+  if (link_down_) {
+    if (!InterfaceUp()) return false;
+    link_down_ = false;
+  }
   if (!tx_blocked_) return true;
   pollfd p{fd_, POLLOUT, 0};
   if (poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0) tx_blocked_ = false;

@@ -166,6 +166,39 @@ TEST_F(DatapathTest, FullBufferDropsAndNeverAcknowledges) {
   EXPECT_EQ(dp_->engine().counters().transition(FlowState::kActive, FlowState::kNoBuffer), 1u);
 }
 
+TEST_F(DatapathTest, AFrameLongerThanTheGuestsPortTakesIsNeverAcknowledged) {
+  Build({});
+  Handshake();
+  // An uplink with jumbo frames in front of a guest with MTU 1500: the kernel would
+  // refuse the frame, the VM would never have it, so vSnoop must not acknowledge it.
+  vm_[0]->set_max_frame_bytes(1514);
+  uplink_->Inject(Data(1001, 3000, 102));
+  Step();
+  EXPECT_TRUE(uplink_->TakeSent().empty());
+  EXPECT_TRUE(vm_[0]->TakeSent().empty());
+  EXPECT_EQ(dp_->guest(0).counters.frames_dropped_too_big, 1u);
+  EXPECT_EQ(dp_->engine().counters().early_acks, 0u);
+  // The sender's path MTU discovery or segmentation brings it in sizes that fit.
+  uplink_->Inject(Data(1001, 1400, 103));
+  Step();
+  const auto acks = uplink_->TakeSent();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(Parse(acks[0])->tcp.ack(), 2401u);
+}
+
+TEST_F(DatapathTest, AFrameThePortRefusesIsCountedAndItsAckWithheld) {
+  Build({});
+  Handshake();
+  const std::uint64_t delivered = dp_->guest(0).counters.frames_delivered;
+  vm_[0]->refuse_next(1);
+  uplink_->Inject(Data(1001, 1000, 102));
+  Step();
+  EXPECT_TRUE(uplink_->TakeSent().empty());
+  EXPECT_EQ(dp_->guest(0).counters.frames_refused, 1u);
+  EXPECT_EQ(dp_->guest(0).counters.frames_delivered, delivered);
+  EXPECT_EQ(dp_->guest(0).counters.early_acks_withheld, 1u);
+}
+
 TEST_F(DatapathTest, LosslessPortKeepsFramesUntilThePeerReads) {
   Build({});
   Handshake();

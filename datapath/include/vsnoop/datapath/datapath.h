@@ -54,6 +54,9 @@ struct DatapathConfig {
   X(frames_placed, "frames placed in the guest's receive buffer")                        \
   X(frames_dropped_no_room, "frames dropped: the guest's buffer was full (never acked)") \
   X(frames_dropped_unoffload, "frames dropped: offload metadata the port cannot carry")  \
+  X(frames_dropped_too_big, "frames dropped: longer than the guest's port carries (never acked)") \
+  X(frames_refused, "frames the guest's port consumed but could not send (lost)")      \
+  X(early_acks_withheld, "early ACKs not sent: the port refused the frame they were for") \
   X(frames_delivered, "frames handed to the guest's port")                               \
   X(bytes_delivered, "bytes handed to the guest's port")                                 \
   X(frames_from_guest, "frames read from the guest")                                     \
@@ -63,7 +66,8 @@ struct DatapathConfig {
   X(guest_acks_suppressed, "guest ACKs suppressed")                                      \
   X(guest_windows_limited, "guest segments forwarded with their window cut to the buffer") \
   X(gso_segmented, "GSO super-frames segmented for a port without offloads")            \
-  X(disconnects, "times the guest went away (its flows were forgotten)")
+  X(disconnects, "times the guest went away (its flows were forgotten)")                 \
+  X(reattaches, "times the guest's interface came back and the port attached to it again")
 
 struct GuestCounters {
 #define VSNOOP_GUEST_FIELD(name, doc) std::uint64_t name = 0;
@@ -183,6 +187,8 @@ class Datapath {
   void ToUplink(const PacketView& packet);
   void FlushUplinkBacklog();
   void Deliver(Guest& g);
+  // SendBurst to the guest's port, counting what it delivered and what it refused.
+  std::size_t SendToGuest(Guest& g, std::span<const PacketView> frames);
   void OnGuestGone(std::uint32_t port);
   void Observe(DecisionObserver::Kind kind, const Guest& g, wire::Bytes frame);
 

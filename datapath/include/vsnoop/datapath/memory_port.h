@@ -26,6 +26,10 @@ class MemoryPort final : public Port {
   // How many more frames SendBurst takes before it reports back-pressure.
   void set_send_window(std::size_t frames) { send_window_ = frames; }
   void set_connected(bool c) { connected_ = c; }
+  // Plays an interface with an MTU: longer plain frames do not fit (see Fits).
+  void set_max_frame_bytes(std::size_t bytes) { max_frame_bytes_ = bytes; }
+  // Plays a link that refuses the next `frames` frames it is given (consumed, unsent).
+  void refuse_next(std::size_t frames) { refuse_next_ = frames; }
   // Plays a stream socket whose peer reads slowly: after each frame taken, the port holds
   // "part of it" and takes nothing more until a call to SendBurst (even an empty one)
   // finishes it, as StreamPort's outbox does.
@@ -52,6 +56,12 @@ class MemoryPort final : public Port {
     std::size_t n = 0;
     for (const PacketView& f : frames) {
       if (!connected_ || send_window_ == 0 || holding_) break;
+      if (refuse_next_ > 0) {
+        --refuse_next_;
+        ++stats_.tx_errors;
+        ++n;
+        continue;
+      }
       holding_ = holds_part_;
       if (send_window_ != kUnlimited) --send_window_;
       sent_.push_back({std::vector<std::uint8_t>(f.frame.begin(), f.frame.end()), f.vnet});
@@ -65,6 +75,10 @@ class MemoryPort final : public Port {
   bool SupportsOffload() const override { return offload_; }
   bool ReceivePending() const override { return !inbox_.empty(); }
   bool IsConnected() const override { return connected_; }
+  bool Fits(const PacketView& frame) const override {
+    return frame.vnet.is_gso() || frame.frame.size() <= max_frame_bytes_;
+  }
+  std::uint64_t tx_refused() const override { return stats_.tx_errors; }
   PortStats stats() const override { return stats_; }
 
  private:
@@ -74,6 +88,8 @@ class MemoryPort final : public Port {
   bool holds_part_ = false;
   bool holding_ = false;
   std::size_t send_window_ = kUnlimited;
+  std::size_t max_frame_bytes_ = kUnlimited;
+  std::size_t refuse_next_ = 0;
   std::deque<OwnedPacket> inbox_;
   std::vector<OwnedPacket> sent_;
   PortStats stats_;

@@ -69,6 +69,7 @@ struct PacketPortStats {
   std::uint64_t rx_vlan_restored = 0;  // frames whose VLAN tag the kernel had stripped
   std::uint64_t tx_blocked = 0;        // SendBurst stopped on EAGAIN or ENOBUFS
   std::uint64_t tx_rejected = 0;       // offload metadata the port cannot send (vnet headers off)
+  std::uint64_t tx_link_down = 0;      // SendBurst stopped on ENETDOWN: the frames wait
 };
 
 class PacketPort final : public Port {
@@ -81,20 +82,31 @@ class PacketPort final : public Port {
 
   std::size_t ReceiveBurst(std::size_t max, const FrameSink& sink) override;
   // Sends in order without blocking. A frame the kernel refuses for lack of room (EAGAIN,
-  // ENOBUFS) is not taken: SendBurst returns how many were sent and CanSend() stays false
-  // until send_fd() is writable. Any other failure counts in tx_errors and the frame is
-  // taken (dropped). Frames with offload metadata need vnet headers on.
+  // ENOBUFS) or because the interface is down (ENETDOWN) is not taken: SendBurst returns
+  // how many were sent and CanSend() stays false until the socket has room again or the
+  // interface is up again. Any other failure counts in tx_errors and the frame is taken
+  // (dropped). Frames with offload metadata need vnet headers on.
   std::size_t SendBurst(std::span<const PacketView> frames) override;
-  // False after SendBurst stopped for lack of room, until the socket polls writable.
+  // False after SendBurst stopped for lack of room, until the socket polls writable; and
+  // while the interface is down (asked of the kernel on every call until it is up).
   bool CanSend() const override;
   // False once the interface is gone (deleted, or replaced by another of the same name).
   bool IsConnected() const override { return !gone_; }
+  // A plain frame fits the interface's MTU (read when the port opens, and again when the
+  // kernel refuses a frame as too long); GSO super-frames are segmented by the kernel.
+  bool Fits(const PacketView& frame) const override;
+  std::uint64_t tx_refused() const override { return stats_.tx_errors; }
   bool SupportsOffload() const override { return options_.vnet_headers == VnetHeaders::kOn; }
   // Reads the ring's status word: no system call.
   bool ReceivePending() const override;
 
+  // A new socket and ring on the interface that now has this port's name.
+  bool Reattach() override;
+
   int receive_fd() const override { return fd_; }
-  int send_fd() const override { return fd_; }
+  // None while the interface is down: the socket polls writable then, and the loop would
+  // spin. The loop's next deadline (one second at most) asks again.
+  int send_fd() const override { return link_down_ ? -1 : fd_; }
 
   // Reads PACKET_STATISTICS (which the kernel resets on every read) into running totals.
   PortStats stats() const override;
@@ -107,6 +119,7 @@ class PacketPort final : public Port {
   PacketPort(std::string ifname, const PacketPortOptions& options);
 
   bool Setup(std::string* error);
+  void Close();
   std::size_t ReceiveV3(std::size_t max, const FrameSink& sink);
   std::size_t ReceiveV2(std::size_t max, const FrameSink& sink);
   // Hands one ring frame to the sink. `mac` is the frame's start in the ring; the vnet
@@ -116,12 +129,17 @@ class PacketPort final : public Port {
                const FrameSink& sink);
   void ReadKernelStats() const;
   void CheckInterface() const;
+  // SIOCGIFMTU and SIOCGIFFLAGS on the interface by name; false when it is gone.
+  bool ReadMtu();
+  bool InterfaceUp() const;
 
   PacketPortOptions options_;
   int fd_ = -1;
   int ifindex_ = 0;
   mutable bool gone_ = false;  // CheckInterface runs from the const ReceivePending too
   mutable std::uint64_t empty_receives_ = 0;
+  mutable bool link_down_ = false;  // the last send found the interface down (ENETDOWN)
+  std::size_t mtu_ = 0;
 
   // The mmapped receive ring.
   std::uint8_t* ring_ = nullptr;

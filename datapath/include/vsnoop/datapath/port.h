@@ -51,6 +51,12 @@ class Port {
   virtual bool ReceivePending() const;
   // Whether a peer is attached (a qemu process connected to the stream socket, say).
   virtual bool IsConnected() const { return true; }
+  // Whether the port can carry `frame` at all: AF_PACKET refuses a plain frame longer than
+  // the interface's MTU allows. Asked before vSnoop may acknowledge a frame, because a
+  // frame the port refuses never reaches the VM.
+  virtual bool Fits(const PacketView& /*frame*/) const { return true; }
+  // Frames SendBurst consumed without sending (the tx_errors of stats(), without its cost).
+  virtual std::uint64_t tx_refused() const { return 0; }
 
   // File descriptors for the event loop: readable when frames wait, writable when CanSend()
   // may have become true. -1 when the port has none (in-memory).
@@ -60,6 +66,10 @@ class Port {
   // readable. Returns true if the port's fds changed.
   virtual int listen_fd() const { return -1; }
   virtual bool Accept() { return false; }
+  // For a port whose interface went away (IsConnected() false) and may come back under
+  // the same name, as a VM's veth or tap does when the VM restarts: attaches to it again
+  // if it exists now. Returns true if it did. Called about once a second while gone.
+  virtual bool Reattach() { return false; }
 
   virtual PortStats stats() const = 0;
 

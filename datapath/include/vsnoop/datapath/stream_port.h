@@ -61,6 +61,10 @@ class StreamPort final : public Port {
   bool CanSend() const override;
   bool SupportsOffload() const override { return false; }
   bool IsConnected() const override { return connection_fd_ >= 0; }
+  bool Fits(const PacketView& frame) const override {
+    return !frame.frame.empty() && frame.frame.size() <= kMaxFrameBytes;
+  }
+  std::uint64_t tx_refused() const override { return stats_.tx_errors; }
   // A complete frame already buffered, or bytes (or the end of stream) on the socket.
   bool ReceivePending() const override;
 
