@@ -51,6 +51,25 @@ SynOptions ReadSyn(const Segment& seg, const TcpOptions& opts) {
   return syn;
 }
 
+// The remote's SYN as the guest's SYN-ACK shows it, for a SYN vSnoop did not see. An option
+// appears on a SYN-ACK only if the SYN carried it: window scale (RFC 7323 §2.2), timestamps
+// (§3.2), SACK-permitted (RFC 2018 §2, as Linux and every stack we know implement it); an
+// ECN-setup SYN-ACK answers an ECN-setup SYN (RFC 3168 §6.1.1). The SYN-ACK's TSecr is the
+// SYN's TSval. What it cannot show is left at its safest: the SYN's window is taken as 0
+// (AckAcceptable then accepts no ACK behind the newest one seen), the remote's window
+// scale as 0 (it is only reported), any Fast Open data as none (the guest's ACK field
+// marks where the remote's data starts either way).
+SynOptions SynImpliedBySynAck(const Segment& syn_ack, const TcpOptions& opts) {
+  SynOptions syn;
+  syn.isn = SeqNum(syn_ack.tcp.ack()) - 1;
+  if (opts.window_scale) syn.window_scale = 0;
+  syn.timestamps = opts.has_timestamps;
+  syn.ts_value = opts.ts_echo;
+  syn.sack_permitted = opts.sack_permitted;
+  syn.ecn_setup = syn_ack.tcp.Has(flag::kEce) && !syn_ack.tcp.Has(flag::kCwr);
+  return syn;
+}
+
 // Whether the guest's TCP stack will take a segment into its receive queue.
 enum class Acceptance : std::uint8_t {
   kAccepted,   // certainly, if it is in order
@@ -548,7 +567,21 @@ Verdict Engine::OnSyn(Flow* flow, const FlowKey& key, const Segment& seg, bool f
   }
 
   // A SYN-ACK answers the other side's SYN.
-  if (flow == nullptr) return Pass(Reason::kHandshakeMismatch);
+  if (flow == nullptr) {
+    // A SYN-ACK from the remote tells nothing of the guest's window scale: without its
+    // SYN, the flow cannot be acknowledged for.
+    if (!from_guest) return Pass(Reason::kHandshakeMismatch);
+    // The guest answers a SYN vSnoop did not see: a bridge floods a frame to a MAC it has
+    // not learnt (a guest silent since vsnoopd started, or longer than the MAC table's
+    // aging), and flooded frames skip the engine. The SYN-ACK shows what the flow needs.
+    flow = NewFlow(key, guest, now);
+    if (flow == nullptr) return Pass(Reason::kFlowTableFull);
+    ++counters_.flows_from_syn_ack;
+    Transition(*flow, FlowState::kHandshake);
+    table_.Reinitialize(flow);
+    flow->guest_initiated = false;
+    flow->syn = SynImpliedBySynAck(seg, opts);
+  }
   table_.Touch(flow, now);
   const bool answers_syn = flow->guest_initiated != from_guest;
   const SeqNum ack(tcp.ack());

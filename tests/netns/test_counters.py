@@ -205,17 +205,15 @@ class Counters(VsnoopdTestCase):
 
 
 class SilentGuest(VsnoopdTestCase):
-    @netnstest.known_bug("a flow whose SYN is flooded (guest MAC not learnt) is never "
-                         "accelerated")
     def test_first_flow_to_a_silent_guest_is_accelerated(self):
         # vsnoopd learns a guest's MAC address from the frames the guest sends, and forgets
         # it when the guest's port goes away (Datapath::OnGuestGone) or after 300 s of
         # silence. A frame to an address it does not know is flooded, and flooded frames
         # skip the engine (Datapath::OnFrame). So when a sender's neighbour entry outlives
         # vsnoopd's (a restarted qemu with the same MAC, a restarted vsnoopd, a guest that
-        # only listens), the SYN of the next flow is flooded unseen; the engine then meets
-        # the guest's SYN-ACK without a flow (reason handshake_mismatch) and the data
-        # (reason mid_stream), and the flow stays passive to the end: no early ACK at all.
+        # only listens), the SYN of the next flow is flooded unseen. The engine learns the
+        # flow from the guest's SYN-ACK instead (flows_from_syn_ack); before it did, the
+        # flow stayed passive to the end (handshake_mismatch, then mid_stream).
         # Here: vsnoopd restarted, the VM silent (IPv6 off), the sender's neighbour entry
         # permanent. Expected: the flow is accelerated like any other.
         h = self.host("vsnoop", netnstest.K1)
@@ -232,6 +230,7 @@ class SilentGuest(VsnoopdTestCase):
         figure(f"first flow to a silent guest: {[stats['engine'][k] for k in ACTIONS]} (early "
                f"ACKs, suppressed, window updates), reasons {stats['engine']['reasons']}")
         self.assertGreater(stats["engine"]["early_acks"], 0)
+        self.assertEqual(stats["engine"]["flows_from_syn_ack"], 1)
 
 
 if __name__ == "__main__":

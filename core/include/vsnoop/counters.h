@@ -23,6 +23,7 @@ namespace vsnoop {
   X(flows_created, "flows that entered the table")                                         \
   X(flows_established, "handshakes completed: flows that became ACTIVE")                   \
   X(flows_mid_stream, "flows picked up without their handshake (left passive)")            \
+  X(flows_from_syn_ack, "flows learnt from the guest's SYN-ACK (the SYN was not seen)")     \
   X(flows_evicted, "transient flows evicted to make room for a new one")                   \
   X(flows_expired, "flows removed after being idle")                                       \
   X(flows_forgotten, "flows removed because their guest went away")                        \
