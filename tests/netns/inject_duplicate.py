@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Sends one spurious retransmission into a running TCP flow, as a sender whose loss probe
 or retransmission timer fired too early would: watches the flow's segments to DST:PORT
-leave IFACE from its SYN on, and once one starts AFTER bytes or more into the stream, sends
-a copy of that segment's first 100 payload bytes (same sequence number, ACK and options,
-valid checksums). Prints the copy's relative sequence number and length.
+leave IFACE from its SYN (or its first data segment seen) on, and once one starts AFTER
+bytes or more into the stream, sends a copy of that segment's first 100 payload bytes
+(same sequence number, ACK and options, valid checksums). Prints the copy's relative
+sequence number and length.
 
     inject_duplicate.py IFACE DST PORT AFTER       (run in the sender's network namespace)
 """
@@ -22,7 +23,11 @@ def main():
         tcp = p[TCP]
         if "S" in tcp.flags:
             state["isn"] = tcp.seq
-        elif state["isn"] is not None and len(tcp.payload) > 0 and \
+        elif state["isn"] is None and len(tcp.payload) > 0:
+            # The SYN went by before the sniffer was ready (a loaded machine): count from
+            # the first data segment seen instead, a few segments off at most.
+            state["isn"] = (tcp.seq - 1) % (1 << 32)
+        if state["isn"] is not None and "S" not in tcp.flags and len(tcp.payload) > 0 and \
                 (tcp.seq - state["isn"]) % (1 << 32) >= after:
             state["segment"] = p
         return state["segment"] is not None
