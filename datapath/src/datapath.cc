@@ -106,9 +106,7 @@ void Datapath::Step(Timestamp now) {
   FlushUplinkBacklog();
 
   for (Guest& g : guests_) {
-    if (g.schedule) {
-      g.schedule->Advance(now, !g.buffer.empty() || g.port->ReceivePending());
-    }
+    if (g.schedule) g.schedule->Advance(now, Runnable(g));
     if (!Running(g) || !g.port->IsConnected()) continue;
     const std::size_t read = g.port->ReceiveBurst(config_.burst, g.sink);
     g.counters.frames_from_guest += read;
@@ -120,10 +118,16 @@ void Datapath::Step(Timestamp now) {
       }
       // The guest has done what it could: if nothing is left for it now, its turn may end
       // here (with idle_yield 0, at once, like a vCPU that halts when it runs out of work).
-      g.schedule->Advance(now, !g.buffer.empty() || g.port->ReceivePending());
+      g.schedule->Advance(now, Runnable(g));
     }
   }
   FlushUplinkBacklog();
+}
+
+bool Datapath::Runnable(const Guest& g) {
+  // A guest whose port has no VM behind it (gone, not attached yet) has nothing to run
+  // for, whatever its ring or buffer still hold.
+  return g.port->IsConnected() && (!g.buffer.empty() || g.port->ReceivePending());
 }
 
 Timestamp Datapath::NextDeadline(Timestamp now) const {

@@ -298,7 +298,7 @@ bool PacketPort::Fits(const PacketView& frame) const {
 }
 
 bool PacketPort::ReceivePending() const {
-  if (ring_ == nullptr) return false;  // gone, and not attached again yet
+  if (ring_ == nullptr || gone_) return false;  // gone, and not attached again yet
   const std::uint8_t* unit = options_.ring_version == RingVersion::kV3
                                  ? ring_ + current_unit_ * unit_bytes_
                                  : ring_ + current_unit_ / v2_frames_per_block_ * v2_block_bytes_ +

@@ -143,6 +143,7 @@ void VmSchedule::StopRunning(Timestamp at, State next) {
 }
 
 void VmSchedule::Advance(Timestamp now, bool runnable) {
+  runnable_ = runnable;
   if (config_.vms <= 1) {
     // Alone on its core: always running (time_running is not meaningful).
     return;
@@ -189,6 +190,9 @@ std::optional<Timestamp> VmSchedule::NextEvent() const {
   switch (state_) {
     case State::kRunning:
       if (config_.vms <= 1) return std::nullopt;
+      // Runnable, the VM cannot block: an idle deadline already past would only make the
+      // event loop spin until the slice ends (a VM whose frames cannot leave, say).
+      if (runnable_) return until_;
       return std::min(until_, last_activity_ + config_.idle_yield);
     case State::kQueued:
       return until_;

@@ -58,6 +58,20 @@ TEST(VmSchedule, BusyGuestGetsOneSliceInK) {
   EXPECT_EQ(s.turns(), 4u);
 }
 
+TEST(VmSchedule, ARunnableGuestWithoutProgressWaitsForTheEndOfItsSlice) {
+  // Runnable (frames wait for it) but nothing moves (its port cannot take them): the next
+  // event is the end of the slice, not an idle deadline already past, which would make
+  // the event loop spin for the rest of the slice.
+  VmSchedule s(Rr(3, 1), Timestamp(0));  // idle_us=0
+  s.Advance(milliseconds(5), /*runnable=*/true);
+  ASSERT_TRUE(s.running());
+  ASSERT_TRUE(s.NextEvent().has_value());
+  EXPECT_EQ(*s.NextEvent(), Timestamp(milliseconds(30)));
+  // Not runnable any more: it may block at once.
+  s.Advance(milliseconds(6), /*runnable=*/false);
+  EXPECT_FALSE(s.running());
+}
+
 TEST(VmSchedule, LaterTurnWaitsForNeighboursFirst) {
   VmSchedule s(Rr(3, 3), Timestamp(0));
   s.Advance(milliseconds(59), true);

@@ -187,6 +187,8 @@ class Datapath {
   void ToUplink(const PacketView& packet);
   void FlushUplinkBacklog();
   void Deliver(Guest& g);
+  // Whether the guest's emulated vCPU has work: frames wait for it or from it.
+  static bool Runnable(const Guest& g);
   // SendBurst to the guest's port, counting what it delivered and what it refused.
   std::size_t SendToGuest(Guest& g, std::span<const PacketView> frames);
   void OnGuestGone(std::uint32_t port);

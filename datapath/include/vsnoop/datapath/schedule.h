@@ -62,7 +62,9 @@ class VmSchedule {
   // The VM did work (a frame delivered or read) at `now`: it is not idle.
   void NoteActivity(Timestamp now) { last_activity_ = now; }
   // When Advance should next be called even if nothing happens (a turn boundary, or the
-  // moment an idle running VM blocks); nullopt while blocked.
+  // moment an idle running VM blocks); nullopt while blocked. A running VM that was
+  // runnable at the last Advance does not block while it stays so: its next event is the
+  // end of its slice (a new frame or a drained buffer comes with a call to Advance).
   std::optional<Timestamp> NextEvent() const;
 
   const ScheduleConfig& config() const { return config_; }
@@ -79,6 +81,7 @@ class VmSchedule {
   Timestamp since_{0};  // start of the current state
   Timestamp until_{0};  // kRunning: end of slice; kQueued: start of the turn
   Timestamp last_activity_{0};
+  bool runnable_ = false;  // as of the last Advance
   std::uint64_t turns_ = 0;
   Duration time_running_{0};
 };
