@@ -48,15 +48,7 @@ class Capture:
 
     def stop(self):
         """Ends the capture; returns the number of packets the kernel dropped for it."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc in self.topo.processes:
-            self.topo.processes.remove(self.proc)
+        self.topo.stop(self.proc, timeout=10, sig=signal.SIGINT)  # tcpdump writes its tally
         self._stderr.close()
         text = self._read_stderr()
         m = re.search(r"(\d+) packets? dropped by kernel", text)

@@ -100,9 +100,10 @@ class Topology:
         self.processes.append(p)
         return p
 
-    def stop(self, p, timeout=5.0):
+    def stop(self, p, timeout=5.0, sig=signal.SIGTERM):
+        """Ends a process it spawned: `sig`, then SIGKILL after `timeout` seconds."""
         if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
+            p.send_signal(sig)
             try:
                 p.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -161,11 +161,10 @@ class Run:
             vm.ip("neigh", "replace", REMOTE_IP[self.ipv6], "lladdr", REMOTE_MAC, "dev", "eth0", "nud", "permanent")
             self.vsnoopd = host.start_vsnoopd(k=3)
             self.received_path = os.path.join(workdir, "guest-read.bin")
-            sink = topo.spawn(vm, [lab.paths.PYTHON, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                                   "savesink.py"),
-                                   "--port", "5001", "--out", self.received_path])
+            sink = topo.spawn(vm, [lab.paths.PYTHON, lab.paths.FLOWSINK, "--port", "5001",
+                                   "--count", "1", "--out", self.received_path])
             if not sink.stdout.readline():
-                raise RuntimeError(f"savesink did not start: {sink.stderr.read()}")
+                raise RuntimeError(f"flowsink did not start: {sink.stderr.read()}")
             host.start_captures(("vm",))
             vm_mac = mac_of(vm, "eth0")
             # The guest speaks first, so vsnoopd's bridge knows its MAC: a frame to an unknown

@@ -83,17 +83,13 @@ def cpu_seconds(pid):
 
 
 def counter_changes(before, after):
-    """The counters of a stats reply that moved between two replies (bridge and guests)."""
-    moved = {}
-    for section in ("bridge",):
-        for k, v in after.get(section, {}).items():
-            if isinstance(v, (int, float)) and v != before.get(section, {}).get(k):
-                moved[f"{section}.{k}"] = v - before[section].get(k, 0)
-    for g_before, g_after in zip(before.get("guests", []), after.get("guests", [])):
-        for k, v in g_after.get("counters", {}).items():
-            if isinstance(v, (int, float)) and v != g_before["counters"].get(k):
-                moved[f"{g_after['name']}.{k}"] = v - g_before["counters"].get(k, 0)
-    return moved
+    """The bridge's and each guest's counters that moved between two stats replies."""
+    pairs = [("bridge", before["bridge"], after["bridge"])]
+    pairs += [(g["name"], b["counters"], g["counters"])
+              for b, g in zip(before["guests"], after["guests"])]
+    return {f"{name}.{k}": v - old.get(k, 0)
+            for name, old, new in pairs for k, v in new.items()
+            if isinstance(v, (int, float)) and v != old.get(k)}
 
 
 def idle_cpu(vsnoopd, pid, windows=6, window_s=1.0, limit_s=0.1):

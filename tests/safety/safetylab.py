@@ -150,18 +150,10 @@ class Capture:
         self.dropped = None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.topo.stop(self.proc, timeout=10, sig=signal.SIGINT)  # tcpdump writes its tally
         tail = self.proc.stderr.read()
         m = re.search(r"(\d+) packets? dropped by kernel", tail)
         self.dropped = int(m.group(1)) if m else 0
-        if self.proc in self.topo.processes:
-            self.topo.processes.remove(self.proc)
         return self.dropped
 
 
